@@ -1,0 +1,1 @@
+"""DermLabel: a database-centric annotation platform for dermatology images."""

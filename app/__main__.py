@@ -1,0 +1,98 @@
+"""Command line: python -m app run | serve | migrate | info | validate | cluster {start,stop,status} | seed."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import cluster, config
+from .migrate.apply import Migrator
+from .migrate.resolve import MigrationError, load_config
+
+
+def _migrator(s: config.Settings) -> Migrator:
+    return Migrator(s.database_url, load_config(s.flyway_conf))
+
+
+def cmd_migrate(s: config.Settings) -> int:
+    _migrator(s).migrate()
+    return 0
+
+
+def cmd_info(s: config.Settings) -> int:
+    rows = _migrator(s).info()
+    print(f"{'Version':<10} {'Description':<40} {'Type':<11} {'Installed on':<20} State")
+    for r in rows:
+        on = r.installed_on.strftime("%Y-%m-%d %H:%M:%S") if r.installed_on else ""
+        print(f"{r.version:<10} {r.description[:40]:<40} {r.type:<11} {on:<20} {r.state}")
+    return 0
+
+
+def cmd_validate(s: config.Settings) -> int:
+    problems = _migrator(s).validate()
+    if problems:
+        print("validate failed:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    print("validate: all applied migrations match the files on disk; nothing pending")
+    return 0
+
+
+def cmd_cluster(s: config.Settings, action: str) -> int:
+    log = s.data_dir / "log" / "postgresql.log"
+    if action == "start":
+        cluster.init(s.pg_data, s.socket_dir)
+        cluster.start(s.pg_data, s.socket_dir, s.pg_port, log)
+        print(f"PostgreSQL running: socket {s.socket_dir}, port {s.pg_port}, log {log}")
+    elif action == "stop":
+        cluster.stop(s.pg_data)
+        print("PostgreSQL stopped")
+    else:
+        print("running" if cluster.status(s.pg_data) else "stopped")
+    return 0
+
+
+def cmd_serve(s: config.Settings) -> int:
+    import uvicorn
+
+    from .main import create_app
+
+    uvicorn.run(create_app(s), host=s.http_host, port=s.http_port, log_level="info", lifespan="on")
+    return 0
+
+
+def cmd_run(s: config.Settings) -> int:
+    """The embedded default: cluster (created once), database, migrations, then the app until Ctrl-C."""
+    if s.embedded:
+        cmd_cluster(s, "start")
+        cluster.ensure_database(lambda db: config.embedded_url(s.socket_dir, s.pg_port, db), "dermlabel")
+    cluster.wait_ready(s.database_url)
+    cmd_migrate(s)
+    print(f"\nDermLabel is up: http://{s.http_host}:{s.http_port}/healthz\n"
+          f"psql: psql '{s.database_url}'\nCtrl-C stops the app; `make stop` stops PostgreSQL.\n", flush=True)
+    return cmd_serve(s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    p = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("run", "serve", "migrate", "info", "validate"):
+        sub.add_parser(name)
+    c = sub.add_parser("cluster")
+    c.add_argument("action", choices=["start", "stop", "status"])
+    args = p.parse_args(argv)
+    s = config.load()
+    try:
+        if args.cmd == "cluster":
+            return cmd_cluster(s, args.action)
+        return {"run": cmd_run, "serve": cmd_serve, "migrate": cmd_migrate, "info": cmd_info,
+                "validate": cmd_validate}[args.cmd](s)
+    except MigrationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""The pool and the one way the app talks to PostgreSQL: role + claims + call, in one transaction."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+
+def app_conninfo(database_url: str, user: str, password: str | None) -> str:
+    """DATABASE_URL names the database; the app itself always logs in as the authenticator role."""
+    params = conninfo_to_dict(database_url)
+    if params.get("user") != user:
+        params.pop("password", None)  # never reuse the owner's password for the authenticator
+    if password:
+        params["password"] = password
+    params["user"] = user
+    params.setdefault("application_name", "dermlabel")
+    return make_conninfo(**params)
+
+
+def make_pool(conninfo: str, min_size: int = 2, max_size: int = 16) -> AsyncConnectionPool:
+    return AsyncConnectionPool(conninfo, min_size=min_size, max_size=max_size, open=False,
+                               kwargs={"autocommit": False}, name="dermlabel")
+
+
+async def call_as(conn: AsyncConnection, role: str, claims: dict[str, Any], query: sql.Composable,
+                  params: dict[str, Any] | None = None) -> Any:
+    """Run one api call as `role` with `claims` inside the connection's current transaction."""
+    await conn.execute("SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+                       (role, json.dumps(claims)))
+    cur = await conn.execute(query, params)
+    row = await cur.fetchone()
+    return row[0] if row else None

@@ -1,0 +1,36 @@
+-- The audit trail: one helper every function calls, and the guard that keeps history append-only.
+
+CREATE OR REPLACE FUNCTION core.audit(p_action text, p_entity text, p_entity_id bigint,
+                                      p_before jsonb DEFAULT NULL, p_after jsonb DEFAULT NULL,
+                                      p_actor bigint DEFAULT NULL)
+RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+    INSERT INTO audit.event (actor_id, action, entity, entity_id, before, after, request_id)
+    VALUES (coalesce(p_actor, auth.uid()), p_action, p_entity, p_entity_id, p_before, p_after,
+            auth.claims() ->> 'request_id')
+$$;
+COMMENT ON FUNCTION core.audit(text, text, bigint, jsonb, jsonb, bigint) IS
+    'Writes one audit.event for the current caller and request.';
+
+CREATE OR REPLACE FUNCTION core.refuse_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = '' AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only: % is not allowed', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, TG_OP
+        USING ERRCODE = '25006', HINT = 'History is never rewritten; add a new row instead.';
+END
+$$;
+
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['core.annotation_revision', 'core.review', 'audit.event'] LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS append_only ON %s', t);
+        EXECUTE format('CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON %s
+                        FOR EACH ROW EXECUTE FUNCTION core.refuse_change()', t);
+        EXECUTE format('DROP TRIGGER IF EXISTS append_only_truncate ON %s', t);
+        EXECUTE format('CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON %s
+                        FOR EACH STATEMENT EXECUTE FUNCTION core.refuse_change()', t);
+    END LOOP;
+END
+$$;

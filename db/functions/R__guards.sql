@@ -1,0 +1,70 @@
+-- Guards every api function starts with: who is calling, may they, and does the thing exist for them.
+
+-- Bad input: 22023, the message starts with the field, and the field is in the error's COLUMN slot.
+CREATE OR REPLACE FUNCTION core.invalid(p_field text, p_problem text) RETURNS void
+LANGUAGE plpgsql SET search_path = '' AS $$
+BEGIN
+    RAISE EXCEPTION '%: %', p_field, p_problem USING ERRCODE = '22023', COLUMN = p_field;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION core.require_role(p_role auth.app_role) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+DECLARE
+    me bigint := auth.uid();
+BEGIN
+    IF me IS NULL THEN
+        RAISE EXCEPTION 'sign in first' USING ERRCODE = '42501';
+    END IF;
+    IF NOT auth.has_role(p_role) THEN
+        RAISE EXCEPTION 'permission denied: this needs the % role', p_role USING ERRCODE = '42501';
+    END IF;
+    RETURN me;
+END
+$$;
+COMMENT ON FUNCTION core.require_role(auth.app_role) IS 'The caller''s id, or 42501 unless they hold the role.';
+
+CREATE OR REPLACE FUNCTION core.require_member(p_project bigint) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+BEGIN
+    -- A project the caller does not belong to answers exactly like one that does not exist.
+    IF p_project IS NULL OR NOT auth.is_member(p_project) THEN
+        RAISE EXCEPTION 'project % not found', p_project USING ERRCODE = 'P0002';
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION core.item_not_found(p_item bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = '' AS $$
+BEGIN
+    RAISE EXCEPTION 'work item % not found', p_item USING ERRCODE = 'P0002';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION core.lost_lock(p_item bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = '' AS $$
+BEGIN
+    RAISE EXCEPTION 'you no longer hold work item %', p_item USING ERRCODE = 'PT409',
+        DETAIL = 'The lock expired or the item moved on.',
+        HINT = 'Call next_item: your own expired item is handed back to you if nobody took it.';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION core.lock_held_item(p_item bigint, p_me bigint) RETURNS core.work_item
+LANGUAGE plpgsql SET search_path = '' AS $$
+-- Locks the item row first, then decides: the caller must hold it (in_progress, theirs, lock not expired).
+DECLARE
+    it core.work_item;
+BEGIN
+    SELECT * INTO it FROM core.work_item w WHERE w.id = p_item FOR UPDATE;
+    -- Within their project an annotator learns only "not yours any more" (409), as a former holder must;
+    -- outside it, the item does not exist for them.
+    IF NOT FOUND OR NOT auth.is_member(it.project_id) THEN
+        PERFORM core.item_not_found(p_item);
+    END IF;
+    IF it.status <> 'in_progress' OR it.assignee_id IS DISTINCT FROM p_me OR it.lock_expires_at <= now() THEN
+        PERFORM core.lost_lock(p_item);
+    END IF;
+    RETURN it;
+END
+$$;

@@ -1,0 +1,204 @@
+-- Work rules (admin) and the generation of work items from them, within each rule's limit.
+
+CREATE OR REPLACE FUNCTION core.rule_json(p_rule bigint) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
+    SELECT jsonb_build_object('id', r.id, 'project_id', r.project_id, 'name', r.name,
+                              'source_classes', to_jsonb(r.source_classes), 'upload_batch', r.upload_batch,
+                              'metadata_filter', r.metadata_filter, 'max_items', r.max_items,
+                              'priority', r.priority, 'annotations_per_image', r.annotations_per_image,
+                              'expertise', r.expertise, 'pool_user_ids', to_jsonb(r.pool_user_ids),
+                              'active', r.active,
+                              'items', (SELECT count(*) FROM core.work_item w
+                                         WHERE w.rule_id = r.id AND w.status <> 'cancelled'))
+      FROM core.work_rule r WHERE r.id = p_rule
+$$;
+
+CREATE OR REPLACE FUNCTION core.generate_items(p_rule bigint, p_image bigint DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
+-- Creates the missing items of a rule (or of one new image) without exceeding max_items. The rule row is locked
+-- first, so concurrent generators and uploads count the same items; ON CONFLICT makes a rerun a no-op.
+DECLARE
+    r core.work_rule;
+    used integer;
+    room integer;
+    created integer;
+BEGIN
+    SELECT * INTO r FROM core.work_rule x WHERE x.id = p_rule FOR UPDATE;
+    IF NOT FOUND OR NOT r.active THEN
+        RETURN 0;
+    END IF;
+    SELECT count(*) INTO used FROM core.work_item w WHERE w.rule_id = r.id AND w.status <> 'cancelled';
+    room := r.max_items - used;
+    IF room <= 0 THEN
+        RETURN 0;
+    END IF;
+    -- Whole images only: every slot of an image, or none of them, so double annotation is never half-made.
+    WITH candidates AS (
+        SELECT i.id AS image_id, s.slot,
+               -- per image, how many slots are still missing, summed in image order
+               sum(1) OVER (ORDER BY i.id ROWS UNBOUNDED PRECEDING) AS running
+          FROM core.image i
+          CROSS JOIN generate_series(1, r.annotations_per_image) AS s(slot)
+         WHERE i.project_id = r.project_id AND i.status = 'active'
+           AND (p_image IS NULL OR i.id = p_image)
+           AND (r.source_classes IS NULL OR i.source_class = ANY (r.source_classes))
+           AND (r.upload_batch IS NULL OR i.upload_batch = r.upload_batch)
+           AND (r.metadata_filter IS NULL OR i.metadata @> r.metadata_filter)
+           AND NOT EXISTS (SELECT 1 FROM core.work_item w
+                            WHERE w.rule_id = r.id AND w.image_id = i.id AND w.slot = s.slot)
+    ), whole AS (
+        SELECT c.image_id, c.slot FROM candidates c
+         WHERE c.image_id IN (SELECT c2.image_id FROM candidates c2 GROUP BY c2.image_id
+                               HAVING max(c2.running) <= room)
+    )
+    INSERT INTO core.work_item (project_id, image_id, rule_id, slot, priority)
+    SELECT r.project_id, whole.image_id, r.id, whole.slot, r.priority FROM whole
+    ON CONFLICT (rule_id, image_id, slot) DO NOTHING;
+    GET DIAGNOSTICS created = ROW_COUNT;
+    RETURN created;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION core.items_for_new_image() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    rid bigint;
+BEGIN
+    FOR rid IN SELECT r.id FROM core.work_rule r WHERE r.project_id = NEW.project_id AND r.active ORDER BY r.id LOOP
+        PERFORM core.generate_items(rid, NEW.id);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+DROP TRIGGER IF EXISTS items_for_new_image ON core.image;
+CREATE TRIGGER items_for_new_image AFTER INSERT ON core.image
+    FOR EACH ROW EXECUTE FUNCTION core.items_for_new_image();
+
+CREATE OR REPLACE FUNCTION core.check_rule_fields(p_rule core.work_rule) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+BEGIN
+    IF p_rule.max_items IS NULL OR p_rule.max_items NOT BETWEEN 0 AND 10000000 THEN
+        PERFORM core.invalid('max_items', 'must be between 0 and 10000000');
+    END IF;
+    IF p_rule.annotations_per_image NOT BETWEEN 1 AND 10 THEN
+        PERFORM core.invalid('annotations_per_image', 'must be between 1 and 10');
+    END IF;
+    IF p_rule.metadata_filter IS NOT NULL AND jsonb_typeof(p_rule.metadata_filter) <> 'object' THEN
+        PERFORM core.invalid('metadata_filter', 'must be a JSON object matched by containment');
+    END IF;
+    IF p_rule.pool_user_ids IS NOT NULL AND EXISTS (
+        SELECT 1 FROM unnest(p_rule.pool_user_ids) u
+         WHERE NOT EXISTS (SELECT 1 FROM core.project_member m WHERE m.project_id = p_rule.project_id
+                                                                AND m.user_id = u)) THEN
+        PERFORM core.invalid('pool_user_ids', 'every pool member must belong to the project');
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION api.create_work_rule(project_id bigint, name text, max_items integer,
+                                                priority integer DEFAULT 0, source_classes text[] DEFAULT NULL,
+                                                upload_batch text DEFAULT NULL, metadata_filter jsonb DEFAULT NULL,
+                                                annotations_per_image integer DEFAULT 1, expertise text DEFAULT NULL,
+                                                pool_user_ids bigint[] DEFAULT NULL, active boolean DEFAULT true)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    me bigint := core.require_role('admin');
+    r core.work_rule;
+BEGIN
+    PERFORM core.require_member(project_id);
+    r.project_id := project_id;
+    r.name := name;
+    r.source_classes := source_classes;
+    r.upload_batch := upload_batch;
+    r.metadata_filter := metadata_filter;
+    r.max_items := max_items;
+    r.priority := coalesce(priority, 0);
+    r.annotations_per_image := coalesce(annotations_per_image, 1);
+    r.expertise := expertise;
+    r.pool_user_ids := pool_user_ids;
+    r.active := coalesce(active, true);
+    PERFORM core.check_rule_fields(r);
+    INSERT INTO core.work_rule (project_id, name, source_classes, upload_batch, metadata_filter, max_items,
+                                priority, annotations_per_image, expertise, pool_user_ids, active, created_by)
+    VALUES (r.project_id, r.name, r.source_classes, r.upload_batch, r.metadata_filter, r.max_items, r.priority,
+            r.annotations_per_image, r.expertise, r.pool_user_ids, r.active, me)
+    RETURNING id INTO r.id;
+    PERFORM core.audit('create_work_rule', 'work_rule', r.id, NULL, core.rule_json(r.id));
+    RETURN core.rule_json(r.id);
+END
+$$;
+COMMENT ON FUNCTION api.create_work_rule(bigint, text, integer, integer, text[], text, jsonb, integer, text,
+                                         bigint[], boolean) IS
+    'Admin: defines which images to annotate (source classes, upload batch, metadata containment filter), the '
+    'max_items limit, priority, annotations per image (double annotation), required expertise and private pool. '
+    'Call generate_work_items to create its items; later uploads that match get items automatically.';
+
+CREATE OR REPLACE FUNCTION api.update_work_rule(rule_id bigint, patch jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    r core.work_rule;
+    k text;
+    before jsonb;
+BEGIN
+    PERFORM core.require_role('admin');
+    SELECT * INTO r FROM core.work_rule x WHERE x.id = rule_id FOR UPDATE;
+    IF NOT FOUND OR NOT auth.is_member(r.project_id) THEN
+        RAISE EXCEPTION 'work rule % not found', rule_id USING ERRCODE = 'P0002';
+    END IF;
+    IF jsonb_typeof(patch) IS DISTINCT FROM 'object' THEN
+        PERFORM core.invalid('patch', 'must be a JSON object of the fields to change');
+    END IF;
+    FOR k IN SELECT jsonb_object_keys(patch) LOOP
+        IF k NOT IN ('name', 'source_classes', 'upload_batch', 'metadata_filter', 'max_items', 'priority',
+                     'annotations_per_image', 'expertise', 'pool_user_ids', 'active') THEN
+            PERFORM core.invalid('patch.' || k, 'is not a field of a work rule');
+        END IF;
+    END LOOP;
+    before := core.rule_json(rule_id);
+    BEGIN
+        r := jsonb_populate_record(r, patch);
+    EXCEPTION WHEN invalid_text_representation OR datatype_mismatch OR invalid_parameter_value
+                 OR numeric_value_out_of_range THEN
+        PERFORM core.invalid('patch', 'a field has the wrong type: ' || SQLERRM);
+    END;
+    PERFORM core.check_rule_fields(r);
+    UPDATE core.work_rule x SET name = r.name, source_classes = r.source_classes, upload_batch = r.upload_batch,
+           metadata_filter = r.metadata_filter, max_items = r.max_items, priority = r.priority,
+           annotations_per_image = r.annotations_per_image, expertise = r.expertise,
+           pool_user_ids = r.pool_user_ids, active = r.active
+     WHERE x.id = rule_id;
+    PERFORM core.audit('update_work_rule', 'work_rule', rule_id, before, core.rule_json(rule_id));
+    RETURN core.rule_json(rule_id);
+END
+$$;
+COMMENT ON FUNCTION api.update_work_rule(bigint, jsonb) IS
+    'Admin: changes the given fields of a rule (a JSON object; null clears an optional field). Lowering max_items '
+    'never deletes items; deactivating stops handing out its items.';
+
+CREATE OR REPLACE FUNCTION api.generate_work_items(rule_id bigint)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    pid bigint;
+    n integer;
+BEGIN
+    PERFORM core.require_role('admin');
+    SELECT r.project_id INTO pid FROM core.work_rule r WHERE r.id = rule_id;
+    IF pid IS NULL OR NOT auth.is_member(pid) THEN
+        RAISE EXCEPTION 'work rule % not found', rule_id USING ERRCODE = 'P0002';
+    END IF;
+    n := core.generate_items(rule_id);
+    PERFORM core.audit('generate_work_items', 'work_rule', rule_id, NULL, jsonb_build_object('created', n));
+    RETURN jsonb_build_object('created', n, 'rule', core.rule_json(rule_id));
+END
+$$;
+COMMENT ON FUNCTION api.generate_work_items(bigint) IS
+    'Admin: creates the rule''s missing work items, never beyond max_items (whole images only); running it again '
+    'when nothing changed creates nothing.';
+
+GRANT EXECUTE ON FUNCTION api.create_work_rule(bigint, text, integer, integer, text[], text, jsonb, integer, text,
+                                               bigint[], boolean),
+                          api.update_work_rule(bigint, jsonb), api.generate_work_items(bigint)
+    TO dl_admin;

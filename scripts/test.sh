@@ -47,6 +47,7 @@ GRANT USAGE ON SCHEMA tap TO PUBLIC;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA tap TO PUBLIC;
 ALTER DATABASE dermlabel SET search_path = "$user", public, tap;
 SQL
+psql -q -X -v ON_ERROR_STOP=1 "$DATABASE_URL" -f db/test_support/helpers.sql || exit 2
 
 status=0
 echo "== pg_prove db/tests"

@@ -152,7 +152,7 @@ DECLARE
 BEGIN
     PERFORM core.validate_content(it, content, false);
     INSERT INTO core.annotation_draft AS d (item_id, author_id, content) VALUES (it.id, me, content)
-    ON CONFLICT (item_id, author_id) DO UPDATE SET content = EXCLUDED.content, updated_at = now()
+    ON CONFLICT ON CONSTRAINT annotation_draft_pkey DO UPDATE SET content = EXCLUDED.content, updated_at = now()
     RETURNING d.updated_at INTO saved;
     -- saving is activity: it extends the lock like a heartbeat
     UPDATE core.work_item w

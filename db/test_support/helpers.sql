@@ -1,0 +1,76 @@
+-- Test-only helpers, loaded by scripts/test.sh into the throwaway database (never a migration).
+CREATE SCHEMA tests;
+GRANT USAGE ON SCHEMA tests TO PUBLIC;
+
+-- Become a user exactly as the HTTP layer does: SQL role + claims, transaction-local.
+CREATE FUNCTION tests.act_as(p_user bigint, p_role text) RETURNS void LANGUAGE sql AS $$
+    SELECT set_config('role', 'dl_' || p_role, true),
+           set_config('request.jwt.claims',
+                      jsonb_build_object('sub', p_user, 'role', 'dl_' || p_role, 'request_id', 'req-test')::text, true);
+$$;
+
+CREATE FUNCTION tests.as_superuser() RETURNS void LANGUAGE sql AS $$
+    SELECT set_config('role', 'none', true), set_config('request.jwt.claims', '', true);
+$$;
+
+CREATE FUNCTION tests.user(p_email text, p_roles text[], p_expertise text[] DEFAULT '{}', p_level int DEFAULT 1)
+RETURNS bigint LANGUAGE sql AS $$
+    INSERT INTO auth."user" (email, display_name, password_hash, roles, expertise, review_level)
+    VALUES (p_email, split_part(p_email, '@', 1), crypt('correct horse battery', gen_salt('bf', 4)),
+            p_roles::auth.app_role[], p_expertise, p_level)
+    RETURNING id
+$$;
+
+-- A project with people, a small taxonomy, a descriptor schema, n images and one rule with items.
+CREATE FUNCTION tests.fixture(n_images int DEFAULT 6, stages int DEFAULT 1, per_image int DEFAULT 1,
+                              max_items int DEFAULT 1000)
+RETURNS TABLE (project bigint, admin bigint, a1 bigint, a2 bigint, a3 bigint, r1 bigint, r2 bigint, r3 bigint,
+               rule bigint, mel bigint, nev bigint, img1 bigint, outsider bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    tag text := substr(md5(random()::text), 1, 8);
+    u bigint;
+    i int;
+BEGIN
+    admin := tests.user('admin-' || tag || '@t.org', '{admin}');
+    a1 := tests.user('a1-' || tag || '@t.org', '{annotator}', '{dermoscopy}');
+    a2 := tests.user('a2-' || tag || '@t.org', '{annotator}');
+    a3 := tests.user('a3-' || tag || '@t.org', '{annotator}');
+    r1 := tests.user('r1-' || tag || '@t.org', '{reviewer}', '{}', 1);
+    r2 := tests.user('r2-' || tag || '@t.org', '{reviewer}', '{}', 2);
+    r3 := tests.user('r3-' || tag || '@t.org', '{reviewer}', '{}', 2);
+    outsider := tests.user('out-' || tag || '@t.org', '{annotator,reviewer,admin}');
+    PERFORM set_config('request.jwt.claims', jsonb_build_object('sub', admin)::text, true);
+    project := (api.create_project('p-' || tag, '', stages) ->> 'id')::bigint;
+    FOREACH u IN ARRAY ARRAY[a1, a2, a3, r1, r2, r3] LOOP
+        PERFORM api.add_project_member(project, u);
+    END LOOP;
+    PERFORM api.upsert_taxonomy_node(project, 'NEO', 'Neoplasms');
+    mel := (api.upsert_taxonomy_node(project, 'MEL', 'Melanoma', 'NEO', '{"malignant melanoma"}', 'C43',
+                                     '372244006', 'Urgent excision') ->> 'id')::bigint;
+    nev := (api.upsert_taxonomy_node(project, 'NV', 'Melanocytic nevus', 'NEO', '{mole,naevus}', 'D22') ->> 'id')::bigint;
+    PERFORM api.set_descriptor_schema(project, '[
+        {"key": "colours", "kind": "multi", "options": ["brown", "black", "blue", "red", "white"], "required": true},
+        {"key": "border", "kind": "single", "options": ["regular", "irregular"]},
+        {"key": "diameter_mm", "kind": "number", "min": 0, "max": 200, "unit": "mm"},
+        {"key": "ulcerated", "kind": "boolean"}]');
+    rule := (api.create_work_rule(project, 'rule-' || tag, max_items,
+                                  annotations_per_image => per_image) ->> 'id')::bigint;
+    FOR i IN 1..n_images LOOP
+        PERFORM api.register_image(project, 'k/' || tag || '/' || i, encode(sha256((tag || i)::bytea), 'hex'),
+                                   1000, 800, 'image/jpeg', 'clinic', 'b1');
+    END LOOP;
+    SELECT min(im.id) INTO img1 FROM core.image im WHERE im.project_id = fixture.project;
+    PERFORM set_config('request.jwt.claims', '', true);
+    RETURN NEXT;
+END
+$$;
+
+-- A valid annotation for the fixture's project.
+CREATE FUNCTION tests.content(p_class bigint) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('class', p_class, 'descriptors', '{"colours": ["brown"], "diameter_mm": 6}'::jsonb,
+                              'description', 'Asymmetric **pigmented** lesion', 'confidence', 'high',
+                              'regions', '[{"type": "bbox", "x": 10, "y": 10, "w": 100, "h": 80, "label": "lesion"}]'::jsonb)
+$$;
+
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA tests TO PUBLIC;

@@ -76,9 +76,12 @@ DECLARE
     me bigint := core.require_role('admin');
     it core.work_item := core.lock_admin_item(item_id);
 BEGIN
+    IF it.status IN ('done', 'cancelled') THEN
+        RAISE EXCEPTION 'work item % is already %', item_id, it.status USING ERRCODE = 'PT409';
+    END IF;
     PERFORM core.begin_action('cancel_item');
     UPDATE core.work_item w SET status = 'cancelled', assignee_id = NULL, locked_at = NULL, lock_expires_at = NULL
-     WHERE w.id = it.id;  -- the transition check refuses done and cancelled items (409)
+     WHERE w.id = it.id;
     PERFORM core.audit('cancel_item', 'work_item', it.id, NULL, jsonb_build_object('comment', comment));
     RETURN jsonb_build_object('id', it.id, 'status', 'cancelled');
 END
@@ -122,13 +125,13 @@ BEGIN
          WHERE w.image_id = f.image_id AND w.status NOT IN ('done', 'cancelled');
         GET DIAGNOSTICS closed = ROW_COUNT;
         UPDATE core.work_item_flag x SET resolved_at = now(), resolved_by = me, resolution = 'image_removed',
-                                         resolution_comment = comment
+                                         resolution_comment = resolve_flag.comment
          WHERE x.image_id = f.image_id AND x.resolved_at IS NULL AND x.id <> f.id;
     END IF;
     UPDATE core.work_item_flag x
        SET resolved_at = now(), resolved_by = me,
            resolution = CASE WHEN resolve_flag.resolution = 'restore' THEN 'restored' ELSE 'image_removed' END,
-           resolution_comment = comment
+           resolution_comment = resolve_flag.comment
      WHERE x.id = f.id;
     PERFORM core.audit('resolve_flag', 'work_item_flag', f.id, NULL,
                        jsonb_build_object('resolution', resolution, 'comment', comment, 'items_closed', closed));

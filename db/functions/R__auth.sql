@@ -12,7 +12,8 @@ DECLARE
     failure constant jsonb := jsonb_build_object('ok', false, 'error', 'invalid_credentials',
                                                  'message', 'Wrong email or password, or the account is locked.');
 BEGIN
-    SELECT * INTO u FROM auth."user" x WHERE x.email = login.email::public.citext FOR UPDATE;
+    -- with search_path '' a plain = would be pg_catalog's case-sensitive text equality: name citext's own
+    SELECT * INTO u FROM auth."user" x WHERE x.email OPERATOR(public.=) login.email::public.citext FOR UPDATE;
     IF NOT FOUND THEN
         -- spend the same time as a real check, so timing does not reveal which emails exist
         PERFORM public.crypt(coalesce(password, ''), public.gen_salt('bf', 10));

@@ -96,11 +96,12 @@ BEGIN
         RETURN '[]'::jsonb;
     END IF;
     -- word_similarity (<%) finds "melanom" in "malignant melanoma"; exact code and prefix hits rank first.
-    SELECT coalesce(jsonb_agg(core.node_json(n) || jsonb_build_object('path', core.taxonomy_path(n.id),
-                                                                      'score', round(score::numeric, 3))
-                              ORDER BY rank_exact DESC, rank_prefix DESC, score DESC, n.sort_order, n.name), '[]')
+    SELECT coalesce(jsonb_agg(core.node_json(h.node) || jsonb_build_object('path', core.taxonomy_path((h.node).id),
+                                                                           'score', round(h.score::numeric, 3))
+                              ORDER BY h.rank_exact DESC, h.rank_prefix DESC, h.score DESC, (h.node).sort_order,
+                                       (h.node).name), '[]')
       INTO result
-      FROM (SELECT n, lower(n.code) = needle AS rank_exact,
+      FROM (SELECT n AS node, lower(n.code) = needle AS rank_exact,
                    (lower(n.name) LIKE core.escape_like(needle) || '%') AS rank_prefix,
                    public.word_similarity(needle, n.search_text) AS score
               FROM core.taxonomy_node n
@@ -108,7 +109,7 @@ BEGIN
                AND (n.search_text LIKE '%' || core.escape_like(needle) || '%'
                     OR needle OPERATOR(public.<%) n.search_text)
              ORDER BY 2 DESC, 3 DESC, 4 DESC, n.sort_order, n.name
-             LIMIT max_results) AS hits(n, rank_exact, rank_prefix, score);
+             LIMIT max_results) AS h;
     RETURN result;
 END
 $$;

@@ -1,0 +1,48 @@
+-- Who may execute each api function: one explicit grant per function and role, nothing for PUBLIC.
+BEGIN;
+SELECT plan(6);
+
+SELECT set_eq($$
+    SELECT p.proname || ':' || r.rolname
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     CROSS JOIN pg_roles r
+     WHERE n.nspname = 'api' AND r.rolname LIKE 'dl\_%' AND r.rolname <> 'dl_authenticator'
+       AND has_function_privilege(r.oid, p.oid, 'EXECUTE')$$,
+  $$ SELECT f || ':dl_' || r FROM (VALUES
+        ('health', '{anon,annotator,reviewer,admin,analyst}'::text[]),
+        ('login', '{anon}'), ('me', '{annotator,reviewer,admin,analyst}'),
+        ('create_user', '{admin}'), ('set_user_roles', '{admin}'), ('set_vacation', '{annotator,reviewer,admin}'),
+        ('create_project', '{admin}'), ('add_project_member', '{admin}'), ('register_image', '{admin}'),
+        ('upsert_taxonomy_node', '{admin}'), ('set_descriptor_schema', '{admin}'),
+        ('search_taxonomy', '{annotator,reviewer,admin}'), ('descriptor_schema', '{annotator,reviewer,admin}'),
+        ('taxonomy_tree', '{annotator,reviewer,admin}'),
+        ('create_work_rule', '{admin}'), ('update_work_rule', '{admin}'), ('generate_work_items', '{admin}'),
+        ('next_item', '{annotator}'), ('heartbeat', '{annotator}'), ('save_draft', '{annotator}'),
+        ('submit_annotation', '{annotator}'), ('reject_image', '{annotator}'), ('release_item', '{annotator}'),
+        ('my_queue', '{annotator}'), ('item_detail', '{annotator,reviewer,admin}'),
+        ('next_review', '{reviewer}'), ('approve', '{reviewer}'), ('request_changes', '{reviewer}'),
+        ('set_item_priority', '{admin}'), ('reassign_item', '{admin}'), ('cancel_item', '{admin}'),
+        ('resolve_flag', '{admin}'), ('open_flags', '{admin}')
+     ) AS g(f, roles), unnest(roles) AS r $$,
+  'each api function is executable by exactly the roles that need it');
+
+SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = 'api' AND has_function_privilege('public', p.oid, 'EXECUTE')), 0,
+          'PUBLIC executes no api function');
+SELECT is((SELECT count(*)::int FROM (SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                                        WHERE n.nspname = 'api' GROUP BY p.proname HAVING count(*) > 1) o), 0,
+          'one function per name: no overloads');
+SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname IN ('api', 'core', 'auth')
+              AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')), 0,
+          'every api, core and auth function pins its search_path');
+SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = 'api' AND obj_description(p.oid, 'pg_proc') IS NULL), 0,
+          'every api function has a COMMENT for its caller');
+
+SELECT * FROM tests.fixture(n_images => 1) \gset
+SELECT tests.act_as(:a1, 'analyst');
+SELECT throws_ok(format('SELECT api.next_item(%s)', :project), '42501', NULL, 'an analyst cannot call workflow functions');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -51,6 +51,13 @@ def cmd_cluster(s: config.Settings, action: str) -> int:
     return 0
 
 
+def cmd_seed(s: config.Settings) -> int:
+    from .seed import seed
+
+    seed(s.database_url)
+    return 0
+
+
 def cmd_serve(s: config.Settings) -> int:
     import uvicorn
 
@@ -67,7 +74,12 @@ def cmd_run(s: config.Settings) -> int:
         cluster.ensure_database(lambda db: config.embedded_url(s.socket_dir, s.pg_port, db), "dermlabel")
     cluster.wait_ready(s.database_url)
     cmd_migrate(s)
+    cmd_seed(s)
+    from .seed import PASSWORD, USERS
+
+    logins = "\n".join(f"  {email:<26} {', '.join(roles)}" for email, _, roles, _, _ in USERS)
     print(f"\nDermLabel is up: http://{s.http_host}:{s.http_port}/healthz\n"
+          f"Demo logins (password '{PASSWORD}'):\n{logins}\n"
           f"psql: psql '{s.database_url}'\nCtrl-C stops the app; `make stop` stops PostgreSQL.\n", flush=True)
     return cmd_serve(s)
 
@@ -76,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("run", "serve", "migrate", "info", "validate"):
+    for name in ("run", "serve", "migrate", "info", "validate", "seed"):
         sub.add_parser(name)
     c = sub.add_parser("cluster")
     c.add_argument("action", choices=["start", "stop", "status"])
@@ -86,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "cluster":
             return cmd_cluster(s, args.action)
         return {"run": cmd_run, "serve": cmd_serve, "migrate": cmd_migrate, "info": cmd_info,
-                "validate": cmd_validate}[args.cmd](s)
+                "validate": cmd_validate, "seed": cmd_seed}[args.cmd](s)
     except MigrationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

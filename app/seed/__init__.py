@@ -1,0 +1,77 @@
+"""The demo project: default taxonomy and descriptor schema, a user per role, images and rules with items.
+
+Everything after the first admin goes through the same api functions an admin calls over HTTP.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+HERE = Path(__file__).parent
+PROJECT = "Demo dermoscopy"
+PASSWORD = "dermlabel-demo"
+USERS = [  # email, name, roles, expertise, review level
+    ("admin@dermlabel.test", "Ada Admin", ["admin"], [], 1),
+    ("ann1@dermlabel.test", "Dr Anna Kowalska", ["annotator"], ["dermoscopy"], 1),
+    ("ann2@dermlabel.test", "Dr Ben Osei", ["annotator"], [], 1),
+    ("ann3@dermlabel.test", "Dr Chen Li", ["annotator", "reviewer"], ["dermoscopy"], 1),
+    ("rev1@dermlabel.test", "Dr Dana Rossi", ["reviewer"], [], 1),
+    ("rev2@dermlabel.test", "Prof Emil Berg", ["reviewer"], [], 2),
+    ("analyst@dermlabel.test", "Fay Analyst", ["analyst"], [], 1),
+]
+
+
+def _call(conn: psycopg.Connection, admin: int, fn: str, **args):
+    named = ", ".join(f"{k} => %({k})s" for k in args)
+    conn.execute("SELECT set_config('request.jwt.claims', %s, true)",
+                 (json.dumps({"sub": admin, "request_id": "seed"}),))
+    return conn.execute(f"SELECT api.{fn}({named})", args).fetchone()[0]
+
+
+def seed(database_url: str, images: int = 48, out=print) -> bool:
+    """Creates the demo project once; returns False when it already exists."""
+    with psycopg.connect(database_url) as conn, conn.transaction():
+        if conn.execute("SELECT 1 FROM core.project WHERE name = %s", (PROJECT,)).fetchone():
+            out(f"demo project '{PROJECT}' already seeded")
+            return False
+        # the first admin is the one row the api cannot create (it needs an admin to call it)
+        admin = conn.execute(
+            "INSERT INTO auth.\"user\" (email, display_name, password_hash, roles) "
+            "VALUES (%s, %s, crypt(%s, gen_salt('bf', 10)), '{admin}') "
+            "ON CONFLICT (email) DO UPDATE SET roles = EXCLUDED.roles RETURNING id",
+            (USERS[0][0], USERS[0][1], PASSWORD)).fetchone()[0]
+        ids = {USERS[0][0]: admin}
+        for email, name, roles, expertise, level in USERS[1:]:
+            ids[email] = _call(conn, admin, "create_user", email=email, display_name=name, password=PASSWORD,
+                               roles=roles, expertise=expertise, review_level=level)["id"]
+        project = _call(conn, admin, "create_project", name=PROJECT,
+                        description="Synthetic demo images for trying DermLabel end to end.", review_stages=1)["id"]
+        for email, uid in ids.items():
+            if uid != admin:
+                _call(conn, admin, "add_project_member", project_id=project, user_id=uid)
+        for node in json.loads((HERE / "taxonomy.json").read_text()):
+            _call(conn, admin, "upsert_taxonomy_node", project_id=project, code=node["code"], name=node["name"],
+                  parent_code=node.get("parent"), synonyms=node.get("synonyms", []), icd10=node.get("icd10"),
+                  snomed_ct=node.get("snomed_ct"), next_steps=node.get("next_steps", ""))
+        _call(conn, admin, "set_descriptor_schema", project_id=project,
+              fields=Jsonb(json.loads((HERE / "descriptors.json").read_text())))
+        double = _call(conn, admin, "create_work_rule", project_id=project, name="Dermoscopy, double read",
+                       max_items=200, priority=5, source_classes=["dermoscopy"], annotations_per_image=2)["id"]
+        single = _call(conn, admin, "create_work_rule", project_id=project, name="Clinical photographs",
+                       max_items=200, priority=0, source_classes=["clinical"])["id"]
+        sites = ["trunk_back", "face", "lower_limb", "upper_limb", "trunk_front", "scalp"]
+        for n in range(images):
+            source = "dermoscopy" if n % 2 == 0 else "clinical"
+            digest = hashlib.sha256(f"dermlabel-demo-{n}".encode()).hexdigest()
+            _call(conn, admin, "register_image", project_id=project, storage_key=f"demo/{digest}.png",
+                  sha256=digest, width=1024, height=768, media_type="image/png", source_class=source,
+                  upload_batch="demo-1", metadata=Jsonb({"body_site": sites[n % len(sites)],
+                                                         "fitzpatrick": "I II III IV V VI".split()[n % 6]}))
+        items = conn.execute("SELECT count(*) FROM core.work_item WHERE rule_id IN (%s, %s)",
+                             (double, single)).fetchone()[0]
+    out(f"seeded '{PROJECT}': {len(USERS)} users, {images} images, {items} work items")
+    return True

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run stop test migrate info validate seed clean-data
+.PHONY: run stop test bench migrate info validate seed clean-data
 
 $(VENV)/.app: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,6 @@ migrate info validate: $(VENV)/.app
 
 clean-data: stop
 	rm -rf .data
+
+bench: $(VENV)/.test
+	bash scripts/bench.sh

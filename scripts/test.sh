@@ -18,27 +18,9 @@ if [[ ! -f $sharedir/pgtap.control ]] || ! command -v pg_prove >/dev/null; then
     fi
 fi
 
-tmp=$(mktemp -d /tmp/dermlabel-test.XXXXXX)
-chmod 755 "$tmp"
-port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export DL_DATA_DIR=$tmp DL_PG_PORT=$port
 # A throwaway cluster need not survive a crash: trade durability for speed.
 export DL_PG_OPTIONS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-teardown() {
-    "$PY" -m app cluster stop >/dev/null 2>&1
-    rm -rf "$tmp"
-}
-trap teardown EXIT
-trap 'exit 130' INT TERM
-
-"$PY" -m app cluster start || exit 2
-export DATABASE_URL="postgresql:///dermlabel?host=$tmp/run&port=$port&user=postgres"
-"$PY" - <<'PY' || exit 2
-from app import cluster, config
-s = config.load()
-cluster.ensure_database(lambda db: config.embedded_url(s.socket_dir, s.pg_port, db), "dermlabel")
-PY
-"$PY" -m app migrate || exit 1
+source scripts/throwaway_db.sh
 # pgTAP in a schema of its own, callable by every role: tests impersonate roles exactly as the app does.
 psql -q -X -v ON_ERROR_STOP=1 "$DATABASE_URL" <<'SQL' || exit 2
 CREATE SCHEMA tap;

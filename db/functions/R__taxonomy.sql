@@ -5,29 +5,34 @@ LANGUAGE sql IMMUTABLE SET search_path = '' AS $$
     SELECT replace(replace(replace(s, '\', '\\'), '%', '\%'), '_', '\_')
 $$;
 
-CREATE OR REPLACE FUNCTION core.taxonomy_search_text() RETURNS trigger
+CREATE OR REPLACE FUNCTION core.taxonomy_derived() RETURNS trigger
 LANGUAGE plpgsql SET search_path = '' AS $$
 BEGIN
     NEW.search_text := lower(concat_ws(' ', NEW.code, NEW.name, array_to_string(NEW.synonyms, ' '),
                                        NEW.icd10, NEW.snomed_ct));
+    NEW.path := coalesce((SELECT p.path FROM core.taxonomy_node p WHERE p.id = NEW.parent_id), '[]'::jsonb)
+                || jsonb_build_array(jsonb_build_object('id', NEW.id, 'code', NEW.code, 'name', NEW.name));
     RETURN NEW;
 END
 $$;
-DROP TRIGGER IF EXISTS search_text ON core.taxonomy_node;
-CREATE TRIGGER search_text BEFORE INSERT OR UPDATE ON core.taxonomy_node
-    FOR EACH ROW EXECUTE FUNCTION core.taxonomy_search_text();
 
-CREATE OR REPLACE FUNCTION core.taxonomy_path(p_node bigint) RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = '' AS $$
-    WITH RECURSIVE up(id, parent_id, code, name, depth) AS (
-        SELECT n.id, n.parent_id, n.code, n.name, 0 FROM core.taxonomy_node n WHERE n.id = p_node
-        UNION ALL
-        SELECT n.id, n.parent_id, n.code, n.name, up.depth + 1
-          FROM core.taxonomy_node n JOIN up ON n.id = up.parent_id WHERE up.depth < 50
-    )
-    SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'code', code, 'name', name) ORDER BY depth DESC), '[]')
-      FROM up
+CREATE OR REPLACE FUNCTION core.taxonomy_repath_children() RETURNS trigger
+LANGUAGE plpgsql SET search_path = '' AS $$
+BEGIN
+    -- touching the children re-runs their BEFORE trigger, which reads this node's new path; and so on down
+    UPDATE core.taxonomy_node c SET parent_id = c.parent_id WHERE c.parent_id = NEW.id;
+    RETURN NULL;
+END
 $$;
+
+DROP TRIGGER IF EXISTS search_text ON core.taxonomy_node;
+DROP FUNCTION IF EXISTS core.taxonomy_search_text();
+DROP TRIGGER IF EXISTS derived ON core.taxonomy_node;
+CREATE TRIGGER derived BEFORE INSERT OR UPDATE ON core.taxonomy_node
+    FOR EACH ROW EXECUTE FUNCTION core.taxonomy_derived();
+DROP TRIGGER IF EXISTS repath_children ON core.taxonomy_node;
+CREATE TRIGGER repath_children AFTER UPDATE ON core.taxonomy_node
+    FOR EACH ROW WHEN (OLD.path IS DISTINCT FROM NEW.path) EXECUTE FUNCTION core.taxonomy_repath_children();
 
 CREATE OR REPLACE FUNCTION core.node_json(n core.taxonomy_node) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = '' AS $$
@@ -59,8 +64,9 @@ BEGIN
     END IF;
     SELECT * INTO before FROM core.taxonomy_node n
      WHERE n.project_id = upsert_taxonomy_node.project_id AND n.code = upsert_taxonomy_node.code FOR UPDATE;
-    IF before.id IS NOT NULL AND parent IS NOT NULL AND core.taxonomy_path(parent) @> jsonb_build_array(
-           jsonb_build_object('id', before.id, 'code', before.code, 'name', before.name)) THEN
+    IF before.id IS NOT NULL AND parent IS NOT NULL
+       AND (SELECT p.path FROM core.taxonomy_node p WHERE p.id = parent) @> jsonb_build_array(
+               jsonb_build_object('id', before.id)) THEN
         PERFORM core.invalid('parent_code', 'would make the node its own ancestor');
     END IF;
     INSERT INTO core.taxonomy_node AS n (project_id, parent_id, code, name, synonyms, icd10, snomed_ct,
@@ -95,21 +101,31 @@ BEGIN
     IF needle = '' THEN
         RETURN '[]'::jsonb;
     END IF;
-    -- word_similarity (<%) finds "melanom" in "malignant melanoma"; exact code and prefix hits rank first.
-    SELECT coalesce(jsonb_agg(core.node_json(h.node) || jsonb_build_object('path', core.taxonomy_path((h.node).id),
-                                                                           'score', round(h.score::numeric, 3))
-                              ORDER BY h.rank_exact DESC, h.rank_prefix DESC, h.score DESC, (h.node).sort_order,
-                                       (h.node).name), '[]')
+    -- Candidates: an exact code, and the nodes nearest by word similarity, read nearest-first from the GiST
+    -- index (<<->), so a query never scores the whole tree. Then: exact code, name prefix, similarity.
+    WITH candidates AS (
+        SELECT n.id FROM core.taxonomy_node n
+         WHERE n.project_id = search_taxonomy.project_id AND lower(n.code) = needle AND n.active
+        UNION
+        (SELECT n.id FROM core.taxonomy_node n
+          WHERE n.project_id = search_taxonomy.project_id AND n.active
+          ORDER BY needle OPERATOR(public.<<->) n.search_text
+          LIMIT max_results * 3)
+    ), ranked AS (
+        SELECT n AS node, lower(n.code) = needle AS rank_exact,
+               lower(n.name) LIKE core.escape_like(needle) || '%' AS rank_prefix,
+               public.word_similarity(needle, n.search_text) AS score
+          FROM candidates c JOIN core.taxonomy_node n ON n.id = c.id
+    )
+    SELECT coalesce(jsonb_agg(core.node_json(r.node) || jsonb_build_object('path', (r.node).path,
+                                                                           'score', round(r.score::numeric, 3))
+                              ORDER BY r.rank_exact DESC, r.rank_prefix DESC, r.score DESC, (r.node).sort_order,
+                                       (r.node).name), '[]')
       INTO result
-      FROM (SELECT n AS node, lower(n.code) = needle AS rank_exact,
-                   (lower(n.name) LIKE core.escape_like(needle) || '%') AS rank_prefix,
-                   public.word_similarity(needle, n.search_text) AS score
-              FROM core.taxonomy_node n
-             WHERE n.project_id = search_taxonomy.project_id AND n.active
-               AND (n.search_text LIKE '%' || core.escape_like(needle) || '%'
-                    OR needle OPERATOR(public.<%) n.search_text)
-             ORDER BY 2 DESC, 3 DESC, 4 DESC, n.sort_order, n.name
-             LIMIT max_results) AS h;
+      FROM (SELECT * FROM ranked
+             WHERE rank_exact OR (node).search_text LIKE '%' || core.escape_like(needle) || '%' OR score >= 0.5
+             ORDER BY rank_exact DESC, rank_prefix DESC, score DESC, (node).sort_order, (node).name
+             LIMIT max_results) r;
     RETURN result;
 END
 $$;
@@ -186,7 +202,7 @@ $$;
 COMMENT ON FUNCTION api.taxonomy_tree(bigint) IS
     'Every node of the project''s taxonomy (flat, with parent_id) for the collapsible tree.';
 
-GRANT EXECUTE ON FUNCTION core.escape_like(text), core.taxonomy_path(bigint), core.node_json(core.taxonomy_node),
+GRANT EXECUTE ON FUNCTION core.escape_like(text), core.node_json(core.taxonomy_node),
                           core.field_json(core.descriptor_field), core.require_member(bigint),
                           core.invalid(text, text), core.require_role(auth.app_role)
     TO dl_annotator, dl_reviewer, dl_admin;

@@ -33,12 +33,16 @@ CREATE TABLE core.taxonomy_node (
     next_steps      text NOT NULL DEFAULT '',
     active          boolean NOT NULL DEFAULT true,
     sort_order      integer NOT NULL DEFAULT 0,
-    search_text     text NOT NULL DEFAULT '',   -- lower(code name synonyms), kept by trigger, trigram-indexed
+    search_text     text NOT NULL DEFAULT '',   -- lower(code name synonyms codes), kept by trigger, trigram-indexed
+    path            jsonb NOT NULL DEFAULT '[]', -- [{id, code, name}] from the root to this node, kept by trigger
     UNIQUE (project_id, code),
     CHECK (parent_id IS DISTINCT FROM id)
 );
 CREATE INDEX taxonomy_node_parent_idx ON core.taxonomy_node (parent_id);
-CREATE INDEX taxonomy_node_search_idx ON core.taxonomy_node USING gin (search_text gin_trgm_ops);
+-- GiST, not GIN: it serves both LIKE and nearest-first ordering by word similarity (<<->), so type-ahead reads
+-- the best few candidates instead of scoring every node.
+CREATE INDEX taxonomy_node_search_idx ON core.taxonomy_node USING gist (search_text gist_trgm_ops);
+CREATE INDEX taxonomy_node_code_idx ON core.taxonomy_node (project_id, lower(code));
 COMMENT ON TABLE core.taxonomy_node IS 'A condition in a project''s classification tree, with codes and next steps.';
 
 CREATE TYPE core.descriptor_kind AS ENUM ('single', 'multi', 'number', 'text', 'boolean');

@@ -28,6 +28,14 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
 $$;
 COMMENT ON FUNCTION auth.is_member(bigint) IS 'True when the calling user belongs to the project.';
 
+CREATE FUNCTION auth.my_projects() RETURNS bigint[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
+    SELECT coalesce(array_agg(m.project_id), '{}') FROM core.project_member m WHERE m.user_id = auth.uid()
+$$;
+COMMENT ON FUNCTION auth.my_projects() IS
+    'The projects of the calling user. Policies use (SELECT auth.my_projects()) so it runs once per query, '
+    'not once per row.';
+
 CREATE FUNCTION auth.has_reviewed(item bigint) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
     SELECT EXISTS (SELECT 1 FROM core.review r WHERE r.item_id = item AND r.reviewer_id = auth.uid())
@@ -38,7 +46,7 @@ COMMENT ON FUNCTION auth.has_reviewed(bigint) IS
 GRANT USAGE ON SCHEMA auth, core TO dl_annotator, dl_reviewer, dl_admin;
 GRANT USAGE ON SCHEMA auth TO dl_anon, dl_analyst;
 GRANT EXECUTE ON FUNCTION auth.claims(), auth.uid(), auth.has_role(auth.app_role), auth.is_member(bigint),
-                          auth.has_reviewed(bigint)
+                          auth.my_projects(), auth.has_reviewed(bigint)
     TO dl_anon, dl_annotator, dl_reviewer, dl_admin, dl_analyst;
 GRANT USAGE ON SCHEMA audit TO dl_admin;
 
@@ -77,17 +85,17 @@ CREATE POLICY self_or_colleague ON auth."user" FOR SELECT TO dl_annotator, dl_re
                WHERE mine.user_id = (SELECT auth.uid()) AND theirs.user_id = "user".id));
 
 CREATE POLICY members ON core.project FOR SELECT TO dl_annotator, dl_reviewer, dl_admin
-    USING (auth.is_member(id));
+    USING (id = ANY ((SELECT auth.my_projects())::bigint[]));
 CREATE POLICY members ON core.project_member FOR SELECT TO dl_annotator, dl_reviewer, dl_admin
-    USING (auth.is_member(project_id));
+    USING (project_id = ANY ((SELECT auth.my_projects())::bigint[]));
 CREATE POLICY members ON core.image FOR SELECT TO dl_annotator, dl_reviewer, dl_admin
-    USING (auth.is_member(project_id));
+    USING (project_id = ANY ((SELECT auth.my_projects())::bigint[]));
 CREATE POLICY members ON core.taxonomy_node FOR SELECT TO dl_annotator, dl_reviewer, dl_admin
-    USING (auth.is_member(project_id));
+    USING (project_id = ANY ((SELECT auth.my_projects())::bigint[]));
 CREATE POLICY members ON core.descriptor_field FOR SELECT TO dl_annotator, dl_reviewer, dl_admin
-    USING (auth.is_member(project_id));
+    USING (project_id = ANY ((SELECT auth.my_projects())::bigint[]));
 CREATE POLICY admins ON core.work_rule FOR SELECT TO dl_admin
-    USING (auth.is_member(project_id));
+    USING (project_id = ANY ((SELECT auth.my_projects())::bigint[]));
 CREATE POLICY everyone ON core.item_transition FOR SELECT TO dl_annotator, dl_reviewer, dl_admin USING (true);
 ALTER TABLE core.item_transition ENABLE ROW LEVEL SECURITY;
 
@@ -96,9 +104,9 @@ ALTER TABLE core.item_transition ENABLE ROW LEVEL SECURITY;
 CREATE POLICY visible_items ON core.work_item FOR SELECT TO dl_annotator, dl_reviewer, dl_admin USING (
     annotator_id = (SELECT auth.uid())
     OR assignee_id = (SELECT auth.uid())
-    OR ((SELECT auth.has_role('reviewer')) AND auth.is_member(project_id)
+    OR ((SELECT auth.has_role('reviewer')) AND project_id = ANY ((SELECT auth.my_projects())::bigint[])
         AND (status = 'review' OR auth.has_reviewed(id)))
-    OR ((SELECT auth.has_role('admin')) AND auth.is_member(project_id)));
+    OR ((SELECT auth.has_role('admin')) AND project_id = ANY ((SELECT auth.my_projects())::bigint[])));
 
 CREATE POLICY own_or_admin ON core.annotation_draft FOR SELECT TO dl_annotator, dl_reviewer, dl_admin USING (
     author_id = (SELECT auth.uid())

@@ -1,6 +1,6 @@
 -- Taxonomy search (trigram, ranked, synonyms and codes) and the descriptor schema.
 BEGIN;
-SELECT plan(11);
+SELECT plan(14);
 
 SELECT * FROM tests.fixture(n_images => 0) \gset
 SELECT tests.act_as(:admin, 'admin');
@@ -28,6 +28,17 @@ SELECT tests.act_as(:admin, 'admin');
 SELECT throws_ok(format($$SELECT api.upsert_taxonomy_node(%s, 'NEO', 'Neoplasms', 'MEL')$$, :project), '22023', NULL,
                  'a node cannot become its own ancestor');
 SELECT is(api.descriptor_schema(:project) -> 0 ->> 'key', 'colours', 'the descriptor schema in form order');
+
+-- paths follow renames and moves down the whole subtree
+SELECT api.upsert_taxonomy_node(:project, 'MEL', 'Malignant melanoma', 'NEO');
+SELECT is((SELECT path -> 1 ->> 'name' FROM core.taxonomy_node WHERE project_id = :project AND code = 'MEL_IS'),
+          'Malignant melanoma', 'renaming a node renames it in its descendants'' paths');
+SELECT api.upsert_taxonomy_node(:project, 'MAL', 'Malignant', 'NEO');
+SELECT api.upsert_taxonomy_node(:project, 'MEL', 'Malignant melanoma', 'MAL');
+SELECT is((SELECT jsonb_agg(e ->> 'code') FROM core.taxonomy_node n, jsonb_array_elements(n.path) e
+            WHERE n.project_id = :project AND n.code = 'MEL_IS'),
+          '["NEO", "MAL", "MEL", "MEL_IS"]'::jsonb, 'moving a subtree re-roots its descendants');
+SELECT is(api.search_taxonomy(:project, 'MEL') -> 0 ->> 'code', 'MEL', 'an exact code still ranks first');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,24 +1,13 @@
 -- Admin actions on single items and flags: priority, reassignment (vacation cover), cancellation, flag resolution.
 
-CREATE OR REPLACE FUNCTION core.lock_admin_item(p_item bigint) RETURNS core.work_item
-LANGUAGE plpgsql SET search_path = '' AS $$
-DECLARE
-    it core.work_item;
-BEGIN
-    SELECT * INTO it FROM core.work_item w WHERE w.id = p_item FOR UPDATE;
-    IF NOT FOUND OR NOT auth.is_member(it.project_id) THEN
-        PERFORM core.item_not_found(p_item);
-    END IF;
-    RETURN it;
-END
-$$;
+DROP FUNCTION IF EXISTS core.lock_item(bigint);
 
 CREATE OR REPLACE FUNCTION api.set_item_priority(item_id bigint, priority integer)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
     me bigint := core.require_role('admin');
-    it core.work_item := core.lock_admin_item(item_id);
+    it core.work_item := core.lock_item(item_id);
 BEGIN
     IF priority IS NULL THEN
         PERFORM core.invalid('priority', 'is required');
@@ -37,7 +26,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 -- Vacation cover: an item held or owed by one annotator goes to another, who finds it first in next_item.
 DECLARE
     me bigint := core.require_role('admin');
-    it core.work_item := core.lock_admin_item(item_id);
+    it core.work_item := core.lock_item(item_id);
     minutes integer;
 BEGIN
     IF it.status NOT IN ('in_progress', 'edits_requested') THEN
@@ -74,7 +63,7 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
     me bigint := core.require_role('admin');
-    it core.work_item := core.lock_admin_item(item_id);
+    it core.work_item := core.lock_item(item_id);
 BEGIN
     IF it.status IN ('done', 'cancelled') THEN
         RAISE EXCEPTION 'work item % is already %', item_id, it.status USING ERRCODE = 'PT409';
@@ -102,7 +91,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'flag % not found', flag_id USING ERRCODE = 'P0002';
     END IF;
-    it := core.lock_admin_item(f.item_id);
+    it := core.lock_item(f.item_id);
     IF f.resolved_at IS NOT NULL THEN
         RAISE EXCEPTION 'flag % was already resolved (%)', flag_id, f.resolution USING ERRCODE = 'PT409';
     END IF;

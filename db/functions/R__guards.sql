@@ -50,21 +50,39 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION core.lock_held_item(p_item bigint, p_me bigint) RETURNS core.work_item
+CREATE OR REPLACE FUNCTION core.lock_item(p_item bigint) RETURNS core.work_item
 LANGUAGE plpgsql SET search_path = '' AS $$
--- Locks the item row first, then decides: the caller must hold it (in_progress, theirs, lock not expired).
+-- Every action on one item starts here: the row lock first, then decisions. Within their project a caller may
+-- learn that an item is not theirs (409 later); outside it, the item does not exist for them.
 DECLARE
     it core.work_item;
 BEGIN
     SELECT * INTO it FROM core.work_item w WHERE w.id = p_item FOR UPDATE;
-    -- Within their project an annotator learns only "not yours any more" (409), as a former holder must;
-    -- outside it, the item does not exist for them.
     IF NOT FOUND OR NOT auth.is_member(it.project_id) THEN
         PERFORM core.item_not_found(p_item);
     END IF;
+    RETURN it;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION core.lock_held_item(p_item bigint, p_me bigint) RETURNS core.work_item
+LANGUAGE plpgsql SET search_path = '' AS $$
+-- The caller must hold the item: in_progress, theirs, lock not expired.
+DECLARE
+    it core.work_item := core.lock_item(p_item);
+BEGIN
     IF it.status <> 'in_progress' OR it.assignee_id IS DISTINCT FROM p_me OR it.lock_expires_at <= now() THEN
         PERFORM core.lost_lock(p_item);
     END IF;
     RETURN it;
 END
+$$;
+
+CREATE OR REPLACE FUNCTION core.extend_lock(p_item core.work_item) RETURNS timestamptz
+LANGUAGE sql VOLATILE SET search_path = '' AS $$
+    UPDATE core.work_item w
+       SET lock_expires_at = now() + make_interval(mins => (SELECT p.lock_minutes FROM core.project p
+                                                              WHERE p.id = p_item.project_id))
+     WHERE w.id = p_item.id
+    RETURNING w.lock_expires_at
 $$;

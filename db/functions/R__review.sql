@@ -4,12 +4,8 @@ CREATE OR REPLACE FUNCTION core.lock_review_item(p_item bigint, p_me bigint) RET
 LANGUAGE plpgsql SET search_path = '' AS $$
 -- Locks the row first; the caller must hold it in review (taken with next_review, lock not expired).
 DECLARE
-    it core.work_item;
+    it core.work_item := core.lock_item(p_item);
 BEGIN
-    SELECT * INTO it FROM core.work_item w WHERE w.id = p_item FOR UPDATE;
-    IF NOT FOUND OR NOT auth.is_member(it.project_id) THEN
-        PERFORM core.item_not_found(p_item);
-    END IF;
     IF it.status <> 'review' OR it.assignee_id IS DISTINCT FROM p_me OR it.lock_expires_at <= now() THEN
         RAISE EXCEPTION 'you do not hold work item % for review', p_item USING ERRCODE = 'PT409',
             HINT = 'Take it with next_review first; a review lock also expires.';

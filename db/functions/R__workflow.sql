@@ -129,13 +129,8 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
     me bigint := core.require_role('annotator');
     it core.work_item := core.lock_held_item(item_id, me);
-    expires timestamptz;
 BEGIN
-    UPDATE core.work_item w
-       SET lock_expires_at = now() + make_interval(mins => (SELECT p.lock_minutes FROM core.project p
-                                                              WHERE p.id = it.project_id))
-     WHERE w.id = it.id RETURNING w.lock_expires_at INTO expires;
-    RETURN jsonb_build_object('id', it.id, 'lock_expires_at', expires);
+    RETURN jsonb_build_object('id', it.id, 'lock_expires_at', core.extend_lock(it));
 END
 $$;
 COMMENT ON FUNCTION api.heartbeat(bigint) IS
@@ -148,18 +143,13 @@ DECLARE
     me bigint := core.require_role('annotator');
     it core.work_item := core.lock_held_item(item_id, me);
     saved timestamptz;
-    expires timestamptz;
 BEGIN
     PERFORM core.validate_content(it, content, false);
     INSERT INTO core.annotation_draft AS d (item_id, author_id, content) VALUES (it.id, me, content)
     ON CONFLICT ON CONSTRAINT annotation_draft_pkey DO UPDATE SET content = EXCLUDED.content, updated_at = now()
     RETURNING d.updated_at INTO saved;
     -- saving is activity: it extends the lock like a heartbeat
-    UPDATE core.work_item w
-       SET lock_expires_at = now() + make_interval(mins => (SELECT p.lock_minutes FROM core.project p
-                                                              WHERE p.id = it.project_id))
-     WHERE w.id = it.id RETURNING w.lock_expires_at INTO expires;
-    RETURN jsonb_build_object('id', it.id, 'saved_at', saved, 'lock_expires_at', expires);
+    RETURN jsonb_build_object('id', it.id, 'saved_at', saved, 'lock_expires_at', core.extend_lock(it));
 END
 $$;
 COMMENT ON FUNCTION api.save_draft(bigint, jsonb) IS

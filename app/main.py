@@ -1,30 +1,71 @@
 """create_app(): everything the HTTP layer is, wired in one place."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
-from litestar import Litestar
+from litestar import Litestar, Request, Response
+from litestar.exceptions import HTTPException
 
-from . import config
+from . import config, errors
+from .auth import Tokens, load_secret
 from .db import app_conninfo, make_pool
+from .errors import JSON, ApiError
 from .health import healthz
+from .routes import login, logout, openapi_json, rpc_get, rpc_post
+from .rpc import Catalog, listen_for_reload
+
+log = logging.getLogger("dermlabel")
+
+
+def _api_error(_: Request, exc: ApiError) -> Response[bytes]:
+    return errors.from_api(exc)
+
+
+def _http_error(_: Request, exc: HTTPException) -> Response[bytes]:
+    # Litestar's own refusals (unknown route, body too large, bad method) in our error shape
+    return Response(errors.body(f"PT{exc.status_code}", str(exc.detail)), status_code=exc.status_code,
+                    media_type=JSON, headers=exc.headers)
+
+
+def _unexpected(_: Request, exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error")
+    return Response(errors.body("XX000", "internal error"), status_code=500, media_type=JSON)
 
 
 def create_app(settings: config.Settings | None = None) -> Litestar:
     settings = settings or config.load()
-    log = logging.getLogger("dermlabel")
+    conninfo = app_conninfo(settings.database_url, settings.app_db_user, settings.app_db_password)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = make_pool(app_conninfo(settings.database_url, settings.app_db_user, settings.app_db_password))
+        pool = make_pool(conninfo, max_size=int(os.environ.get("DL_POOL_SIZE", "16")))
         await pool.open(wait=False)
-        app.state.pool = pool
-        app.state.log = log
+        catalog = Catalog()
+        app.state.pool, app.state.catalog, app.state.log = pool, catalog, log
+        app.state.tokens = Tokens(load_secret(settings.data_dir), int(os.environ.get("DL_JWT_TTL_SECONDS", "28800")))
+        app.state.settings_secure_cookies = os.environ.get("DL_SECURE_COOKIES", "false").lower() == "true"
+        try:
+            await catalog.load(pool, timeout=3)
+        except Exception as exc:  # the database may not be up yet: the listener retries and loads it then
+            log.warning("route table not loaded at start-up: %s", exc)
+        listener = asyncio.create_task(listen_for_reload(conninfo, catalog, pool))
         try:
             yield
         finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
             await pool.close()
 
-    return Litestar(route_handlers=[healthz], lifespan=[lifespan], debug=False)
+    return Litestar(
+        route_handlers=[healthz, login, logout, rpc_post, rpc_get, openapi_json],
+        lifespan=[lifespan],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+        openapi_config=None,
+        debug=False,
+    )

@@ -92,8 +92,11 @@ def stop_app(server: AppServer) -> None:
         server.proc.kill()
 
 
+JWT_SECRET = "test-secret-0123456789-0123456789-0123456789"
+
+
 @pytest.fixture(scope="session")
 def app_server(database_url: str):
-    server = start_app(database_url)
+    server = start_app(database_url, {"DL_JWT_SECRET": JWT_SECRET})
     yield server
     stop_app(server)

@@ -1,0 +1,91 @@
+"""Who is calling: bearer token first, then the session cookie (whose writes need the CSRF header)."""
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from litestar import Request
+
+from .errors import ApiError
+
+SESSION_COOKIE = "dl_session"
+CSRF_COOKIE = "dl_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+ROLE_ORDER = ("admin", "reviewer", "annotator", "analyst")
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_id: int | None
+    roles: tuple[str, ...]  # application roles from the token: annotator, reviewer, admin, analyst
+    projects: tuple[int, ...] = ()
+
+    @property
+    def anonymous(self) -> bool:
+        return self.user_id is None
+
+
+ANONYMOUS = Caller(None, ())
+
+
+def load_secret(data_dir: Path) -> str:
+    """DL_JWT_SECRET, else a random secret generated once into data_dir (readable by the owner only)."""
+    if env := os.environ.get("DL_JWT_SECRET"):
+        if len(env) < 32:
+            raise SystemExit("DL_JWT_SECRET must be at least 32 characters")
+        return env
+    path = data_dir / "jwt_secret"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+class Tokens:
+    def __init__(self, secret: str, ttl_seconds: int):
+        self.secret = secret
+        self.ttl = ttl_seconds
+
+    def issue(self, user: dict) -> str:
+        now = int(time.time())
+        claims = {"sub": str(user["id"]), "roles": user["roles"], "projects": user["projects"],
+                  "iat": now, "exp": now + self.ttl, "jti": secrets.token_urlsafe(12)}
+        return jwt.encode(claims, self.secret, algorithm="HS256")
+
+    def verify(self, token: str) -> Caller:
+        try:
+            # algorithms pinned: "none" and any other algorithm are rejected
+            c = jwt.decode(token, self.secret, algorithms=["HS256"], options={"require": ["sub", "exp", "iat"]})
+            return Caller(int(c["sub"]), tuple(r for r in c.get("roles", []) if r in ROLE_ORDER),
+                          tuple(int(p) for p in c.get("projects", [])))
+        except (jwt.PyJWTError, ValueError, TypeError):
+            raise ApiError(401, "PT401", "invalid or expired token", hint="Sign in again.",
+                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+
+
+def identify(request: Request, tokens: Tokens) -> Caller:
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "PT401", "the Authorization header must be 'Bearer <token>'")
+        return tokens.verify(token.strip())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return ANONYMOUS
+    caller = tokens.verify(cookie)
+    if request.method not in SAFE_METHODS:
+        # double-submit: a page of ours can read the CSRF cookie and echo it; another site cannot
+        sent, expected = request.headers.get(CSRF_HEADER, ""), request.cookies.get(CSRF_COOKIE, "")
+        if not expected or not hmac.compare_digest(sent, expected):
+            raise ApiError(403, "PT403", "missing or wrong CSRF token",
+                           hint=f"Send the {CSRF_COOKIE} cookie's value in the X-CSRF-Token header.")
+    return caller

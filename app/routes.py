@@ -1,0 +1,104 @@
+"""The HTTP routes that are not pages: sign-in, RPC, the API description."""
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+
+import msgspec
+import psycopg
+from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie, State
+
+from . import errors, rpc
+from .auth import ANONYMOUS, CSRF_COOKIE, SESSION_COOKIE, identify
+from .errors import JSON, ApiError
+from .openapi import document
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+async def _rpc(request: Request, state: State, fn_name: str, args: dict) -> Response[bytes]:
+    rid = request_id(request)
+    caller = identify(request, state.tokens)
+    fn = state.catalog.get(fn_name)
+    try:
+        out = await rpc.call(state.pool, fn, caller, args, rid)
+    except psycopg.Error as exc:
+        return errors.from_sql(exc, caller.anonymous, rid)
+    return Response(out, media_type=JSON, headers={"X-Request-Id": rid})
+
+
+@post("/rpc/{fn:str}", status_code=200)
+async def rpc_post(request: Request, state: State, fn: str) -> Response[bytes]:
+    raw = await request.body()
+    try:
+        args = msgspec.json.decode(raw) if raw.strip() else {}
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "PGRST102", "the request body is not valid JSON", details=str(exc)) from None
+    if not isinstance(args, dict):
+        raise ApiError(400, "PGRST102", "the request body must be a JSON object of named arguments")
+    return await _rpc(request, state, fn, args)
+
+
+@get("/rpc/{fn:str}")
+async def rpc_get(request: Request, state: State, fn: str) -> Response[bytes]:
+    function = state.catalog.get(fn)
+    if function.volatile:
+        raise ApiError(405, "PGRST101", f"{fn} changes data: call it with POST", headers={"Allow": "POST"})
+    by_name = {a.name: a for a in function.args}
+    args = {}
+    for key, value in request.query_params.items():
+        if key not in by_name:
+            raise ApiError(400, "PGRST400", f"unknown argument {key} for {fn}", details={"argument": key})
+        args[key] = by_name[key].parse_query(value)
+    return await _rpc(request, state, fn, args)
+
+
+class Credentials(msgspec.Struct, forbid_unknown_fields=True):
+    email: str
+    password: str
+
+
+@post("/auth/login", status_code=200)
+async def login(request: Request, state: State) -> Response[bytes]:
+    rid = request_id(request)
+    try:
+        creds = msgspec.json.decode(await request.body(), type=Credentials)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ApiError(400, "PGRST102", f"expected {{email, password}}: {exc}") from None
+    try:
+        out = await rpc.call(state.pool, state.catalog.get("login"), ANONYMOUS,
+                             {"email": creds.email, "password": creds.password}, rid)
+    except psycopg.Error as exc:
+        return errors.from_sql(exc, True, rid)
+    result = msgspec.json.decode(out)
+    if not result.get("ok"):  # the SQL decided; we only choose the status code for it
+        raise ApiError(401, "invalid_credentials", result.get("message", "sign-in failed"))
+    token = state.tokens.issue(result["user"])
+    csrf = secrets.token_urlsafe(24)
+    secure = state.settings_secure_cookies
+    cookies = [
+        Cookie(key=SESSION_COOKIE, value=token, httponly=True, samesite="lax", secure=secure, path="/",
+               max_age=state.tokens.ttl),
+        Cookie(key=CSRF_COOKIE, value=csrf, httponly=False, samesite="lax", secure=secure, path="/",
+               max_age=state.tokens.ttl),
+    ]
+    return Response(msgspec.json.encode({"token": token, "user": result["user"], "csrf_token": csrf}),
+                    media_type=JSON, cookies=cookies, headers={"X-Request-Id": rid})
+
+
+@post("/auth/logout", status_code=204)
+async def logout() -> Response[None]:
+    gone = [Cookie(key=k, value="", max_age=0, path="/") for k in (SESSION_COOKIE, CSRF_COOKIE)]
+    return Response(None, status_code=204, cookies=gone)
+
+
+@get("/schema/openapi.json")
+async def openapi_json(state: State) -> Response[bytes]:
+    return Response(msgspec.json.encode(document(state.catalog)), media_type=JSON)

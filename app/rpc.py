@@ -1,0 +1,209 @@
+"""The RPC surface: one endpoint per api function, read from the catalog; each call is role + claims + call,
+pipelined in one transaction, and the JSON the function built is passed through as bytes."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from .auth import ROLE_ORDER, Caller
+from .errors import RETRYABLE, ApiError
+
+log = logging.getLogger("dermlabel.rpc")
+DB_ROLES = ("dl_anon", "dl_annotator", "dl_reviewer", "dl_admin", "dl_analyst")
+SET_CLAIMS = "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)"
+
+CATALOG = """
+SELECT p.proname, p.provolatile = 'v', coalesce(obj_description(p.oid, 'pg_proc'), ''),
+       coalesce(p.proargnames[1:p.pronargs], '{}'), p.proargtypes::regtype[]::text[], p.pronargdefaults,
+       format_type(p.prorettype, NULL),
+       array(SELECT r FROM unnest(%s::text[]) r WHERE has_function_privilege(r, p.oid, 'EXECUTE'))
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = 'api' AND p.prokind = 'f'
+ ORDER BY p.proname
+"""
+
+# JSON shapes accepted for a SQL argument type; anything else is a 400 naming the argument.
+_INTS = {"bigint", "integer", "smallint"}
+_NUMS = {"numeric", "real", "double precision"}
+_TEXTS = {"text", "citext", "character varying", "uuid", "date", "timestamp with time zone"}
+
+
+@dataclass
+class Arg:
+    name: str
+    type: str
+    required: bool
+
+    def check(self, value: Any) -> Any:
+        """Validate a JSON value for this argument; returns what psycopg should bind."""
+        t = self.type
+        if value is None:
+            return None
+        if t in _INTS and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if t in _NUMS and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        if t == "boolean" and isinstance(value, bool):
+            return value
+        if t in _TEXTS and isinstance(value, str):
+            return value
+        if t in ("jsonb", "json"):
+            return Jsonb(value)
+        if t.endswith("[]") and isinstance(value, list):
+            element = Arg(self.name, t[:-2], False)
+            return [element.check(v) for v in value]
+        raise ApiError(400, "PGRST400", f"argument {self.name} must be {describe(t)}",
+                       details={"argument": self.name, "expected": t})
+
+    def parse_query(self, text: str) -> Any:
+        """A GET query-string value, typed by the argument's SQL type."""
+        t = self.type
+        try:
+            if t in _INTS:
+                return int(text)
+            if t in _NUMS:
+                return float(text)
+            if t == "boolean":
+                if text.lower() not in ("true", "false"):
+                    raise ValueError
+                return text.lower() == "true"
+            if t in ("jsonb", "json") or t.endswith("[]"):
+                return self.check(json.loads(text))
+        except (ValueError, json.JSONDecodeError):
+            raise ApiError(400, "PGRST400", f"argument {self.name} must be {describe(t)}",
+                           details={"argument": self.name, "expected": t}) from None
+        return text
+
+
+def describe(t: str) -> str:
+    if t in _INTS:
+        return "an integer"
+    if t in _NUMS:
+        return "a number"
+    if t == "boolean":
+        return "true or false"
+    if t in ("jsonb", "json"):
+        return "JSON"
+    if t.endswith("[]"):
+        return f"a list of {describe(t[:-2])}s"
+    return "a string"
+
+
+@dataclass
+class Function:
+    name: str
+    volatile: bool
+    comment: str
+    args: list[Arg]
+    returns: str
+    roles: list[str]  # SQL roles granted EXECUTE
+    _sql: dict[frozenset[str], sql.Composed] = field(default_factory=dict)
+
+    def bind(self, given: dict[str, Any]) -> tuple[sql.Composed, dict[str, Any]]:
+        by_name = {a.name: a for a in self.args}
+        unknown = sorted(set(given) - set(by_name))
+        if unknown:
+            raise ApiError(400, "PGRST400", f"unknown argument {unknown[0]} for {self.name}",
+                           details={"argument": unknown[0], "accepted": [a.name for a in self.args]})
+        missing = [a.name for a in self.args if a.required and a.name not in given]
+        if missing:
+            raise ApiError(400, "PGRST400", f"missing argument {missing[0]} for {self.name}",
+                           details={"argument": missing[0]})
+        params = {k: by_name[k].check(v) for k, v in given.items()}
+        key = frozenset(given)
+        if key not in self._sql:  # one composed statement per argument set, built once
+            named = sql.SQL(", ").join(
+                sql.SQL("{} => {}::{}").format(sql.Identifier(a.name), sql.Placeholder(a.name), sql.SQL(a.type))
+                for a in self.args if a.name in given)
+            self._sql[key] = sql.SQL("SELECT api.{}({})::text").format(sql.Identifier(self.name), named)
+        return self._sql[key], params
+
+    def role_for(self, caller: Caller) -> str:
+        """The SQL role the call runs under: one of the caller's roles that may execute this function."""
+        if caller.anonymous:
+            if "dl_anon" in self.roles:
+                return "dl_anon"
+            raise ApiError(401, "42501", "sign in first", headers={"WWW-Authenticate": "Bearer"})
+        for role in ROLE_ORDER:
+            if role in caller.roles and f"dl_{role}" in self.roles:
+                return f"dl_{role}"
+        raise ApiError(403, "42501", f"permission denied for function {self.name}")
+
+
+class Catalog:
+    """The route table, rebuilt at start-up and on NOTIFY dl_reload."""
+
+    def __init__(self) -> None:
+        self.functions: dict[str, Function] = {}
+        self.version = 0
+
+    async def load(self, pool: AsyncConnectionPool, timeout: float = 30) -> None:
+        async with pool.connection(timeout=timeout) as conn:
+            cur = await conn.execute(CATALOG, (list(DB_ROLES),))
+            rows = await cur.fetchall()
+            await conn.rollback()
+        functions = {}
+        for name, volatile, comment, argnames, argtypes, ndefaults, returns, roles in rows:
+            required = len(argtypes) - ndefaults
+            args = [Arg(n, t, i < required) for i, (n, t) in enumerate(zip(argnames, argtypes))]
+            functions[name] = Function(name, volatile, comment, args, returns, list(roles))
+        self.functions = functions
+        self.version += 1
+        log.info("route table loaded: %d api functions", len(functions))
+
+    def get(self, name: str) -> Function:
+        fn = self.functions.get(name)
+        if fn is None:
+            raise ApiError(404, "PGRST202", f"no function api.{name}", hint="GET /schema lists them.")
+        return fn
+
+
+async def call(pool: AsyncConnectionPool, fn: Function, caller: Caller, args: dict[str, Any],
+               request_id: str) -> bytes:
+    """role + claims + call + commit in one pipeline; serialization failures and deadlocks retried."""
+    role = fn.role_for(caller)  # who you are is decided before what you sent is checked
+    query, params = fn.bind(args)
+    claims = json.dumps({"sub": caller.user_id, "role": role, "request_id": request_id})
+    for attempt in range(4):
+        try:
+            async with pool.connection() as conn:
+                async with conn.pipeline():
+                    await conn.execute(SET_CLAIMS, (role, claims))
+                    cur = await conn.execute(query, params)
+                    await conn.commit()
+                row = await cur.fetchone()
+            return b"null" if row is None or row[0] is None else row[0].encode()
+        except psycopg.Error as exc:
+            if exc.diag.sqlstate in RETRYABLE and attempt < 3:
+                await asyncio.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+                continue
+            raise
+    raise AssertionError("unreachable")
+
+
+async def listen_for_reload(conninfo: str, catalog: Catalog, pool: AsyncConnectionPool) -> None:
+    """LISTEN dl_reload on a connection of its own; reconnects if it drops."""
+    reconnecting = False
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                await conn.execute("LISTEN dl_reload")
+                if reconnecting or not catalog.functions:
+                    await catalog.load(pool)  # whatever changed while we were not listening
+                reconnecting = True
+                async for _ in conn.notifies():
+                    await catalog.load(pool)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database may be restarting: keep trying
+            log.warning("dl_reload listener: %s; retrying in 1 s", exc)
+            await asyncio.sleep(1)

@@ -24,6 +24,30 @@ END
 $$;
 COMMENT ON FUNCTION core.require_role(auth.app_role) IS 'The caller''s id, or 42501 unless they hold the role.';
 
+CREATE OR REPLACE FUNCTION core.caller(p_role auth.app_role, p_project bigint) RETURNS auth."user"
+LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+-- The hot-path guard: one query for "signed in, active, holds the role, member of the project".
+DECLARE
+    u auth."user";
+    member boolean;
+BEGIN
+    SELECT x.*, EXISTS (SELECT 1 FROM core.project_member m WHERE m.project_id = p_project AND m.user_id = x.id)
+      INTO u.id, u.email, u.display_name, u.password_hash, u.roles, u.expertise, u.review_level, u.active,
+           u.on_vacation, u.failed_logins, u.locked_until, u.password_changed_at, u.created_at, member
+      FROM auth."user" x WHERE x.id = auth.uid();
+    IF u.id IS NULL THEN
+        RAISE EXCEPTION 'sign in first' USING ERRCODE = '42501';
+    END IF;
+    IF NOT u.active OR NOT p_role = ANY (u.roles) THEN
+        RAISE EXCEPTION 'permission denied: this needs the % role', p_role USING ERRCODE = '42501';
+    END IF;
+    IF NOT member THEN
+        RAISE EXCEPTION 'project % not found', p_project USING ERRCODE = 'P0002';
+    END IF;
+    RETURN u;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION core.require_member(p_project bigint) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = '' AS $$
 BEGIN

@@ -33,10 +33,8 @@ BEGIN
         RETURN 0;
     END IF;
     -- Whole images only: every slot of an image, or none of them, so double annotation is never half-made.
-    WITH candidates AS (
-        SELECT i.id AS image_id, s.slot,
-               -- per image, how many slots are still missing, summed in image order
-               sum(1) OVER (ORDER BY i.id ROWS UNBOUNDED PRECEDING) AS running
+    WITH missing AS (
+        SELECT i.id AS image_id, s.slot
           FROM core.image i
           CROSS JOIN generate_series(1, r.annotations_per_image) AS s(slot)
          WHERE i.project_id = r.project_id AND i.status = 'active'
@@ -46,13 +44,13 @@ BEGIN
            AND (r.metadata_filter IS NULL OR i.metadata @> r.metadata_filter)
            AND NOT EXISTS (SELECT 1 FROM core.work_item w
                             WHERE w.rule_id = r.id AND w.image_id = i.id AND w.slot = s.slot)
-    ), whole AS (
-        SELECT c.image_id, c.slot FROM candidates c
-         WHERE c.image_id IN (SELECT c2.image_id FROM candidates c2 GROUP BY c2.image_id
-                               HAVING max(c2.running) <= room)
     )
+    -- count(*) OVER (ORDER BY image_id) counts an image's slots together (they are peers in RANGE mode): the
+    -- running total of whole images, in one pass and without a join whose plan depends on fresh statistics.
     INSERT INTO core.work_item (project_id, image_id, rule_id, slot, priority)
-    SELECT r.project_id, whole.image_id, r.id, whole.slot, r.priority FROM whole
+    SELECT r.project_id, c.image_id, r.id, c.slot, r.priority
+      FROM (SELECT m.image_id, m.slot, count(*) OVER (ORDER BY m.image_id) AS running FROM missing m) c
+     WHERE c.running <= room
     ON CONFLICT (rule_id, image_id, slot) DO NOTHING;
     GET DIAGNOSTICS created = ROW_COUNT;
     RETURN created;

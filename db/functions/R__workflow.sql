@@ -56,14 +56,12 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 -- of someone else, then new items by priority, age, id. Every pick is FOR UPDATE SKIP LOCKED, so two callers never
 -- get the same row; the unique (image, annotator) index makes double annotation impossible even in a race.
 DECLARE
-    me bigint := core.require_role('annotator');
-    u auth."user";
+    u auth."user" := core.caller('annotator', project_id);
+    me bigint := u.id;
     minutes integer;
     picked bigint;
     attempts integer := 0;
 BEGIN
-    PERFORM core.require_member(project_id);
-    SELECT * INTO u FROM auth."user" x WHERE x.id = me;
     IF u.on_vacation THEN
         RETURN jsonb_build_object('item', NULL, 'reason', 'on_vacation');
     END IF;

@@ -3,15 +3,20 @@
 -- Reads (item_detail, my_queue, search_taxonomy) run as the caller, so these policies are the wall they meet.
 -- The helpers live here, not in a repeatable file, because the policies below depend on them.
 
+-- claims() and uid() are read many times per request, so they are written to be inlined by the planner: no SET
+-- clause (a function with one is never inlined), and every name qualified with pg_catalog instead, which is what
+-- pinning search_path protects anyway.
 CREATE FUNCTION auth.claims() RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = '' AS $$
-    SELECT coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb, '{}'::jsonb)
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::pg_catalog.jsonb,
+                               '{}'::pg_catalog.jsonb)
 $$;
 COMMENT ON FUNCTION auth.claims() IS 'The request claims the HTTP layer set for this transaction ({} when none).';
 
 CREATE FUNCTION auth.uid() RETURNS bigint
-LANGUAGE sql STABLE SET search_path = '' AS $$
-    SELECT nullif(auth.claims() ->> 'sub', '')::bigint
+LANGUAGE sql STABLE AS $$
+    SELECT nullif(nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::pg_catalog.jsonb
+                             OPERATOR(pg_catalog.->>) 'sub', '')::pg_catalog.int8
 $$;
 COMMENT ON FUNCTION auth.uid() IS 'The calling user''s id from the claims, NULL when anonymous.';
 

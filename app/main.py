@@ -17,7 +17,9 @@ from .db import app_conninfo, make_pool
 from .errors import JSON, ApiError
 from .health import healthz
 from .images import image, thumbnail, upload
+from .metrics import config as prometheus, metrics
 from .routes import login, logout, openapi_json, rpc_get, rpc_post
+from .ratelimit import RateLimiter
 from .rpc import Catalog, listen_for_reload
 from .storage import from_env as storage_from_env
 
@@ -51,6 +53,8 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
         app.state.pool, app.state.catalog, app.state.log = pool, catalog, log
         app.state.tokens = Tokens(load_secret(settings.data_dir), int(os.environ.get("DL_JWT_TTL_SECONDS", "28800")))
         app.state.storage = storage_from_env(settings.data_dir)
+        app.state.login_limit = RateLimiter(os.environ.get("DL_RATE_LOGIN", "20/60"), "sign-in attempts")
+        app.state.rpc_limit = RateLimiter(os.environ.get("DL_RATE_RPC", "1200/60"), "requests")
         app.state.settings_secure_cookies = os.environ.get("DL_SECURE_COOKIES", "false").lower() == "true"
         try:
             await catalog.load(pool, timeout=3)
@@ -66,7 +70,8 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[healthz, login, logout, rpc_post, rpc_get, openapi_json, upload, image, thumbnail],
+        route_handlers=[healthz, login, logout, rpc_post, rpc_get, openapi_json, upload, image, thumbnail, metrics],
+        middleware=[prometheus.middleware],
         lifespan=[lifespan],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
         openapi_config=None,

@@ -23,9 +23,14 @@ def request_id(request: Request) -> str:
     return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 async def _rpc(request: Request, state: State, fn_name: str, args: dict) -> Response[bytes]:
     rid = request_id(request)
     caller = identify(request, state.tokens)
+    state.rpc_limit.hit(f"user:{caller.user_id}" if caller.user_id else f"ip:{client_ip(request)}")
     fn = state.catalog.get(fn_name)
     try:
         out = await rpc.call(state.pool, fn, caller, args, rid)
@@ -72,6 +77,8 @@ async def login(request: Request, state: State) -> Response[bytes]:
         creds = msgspec.json.decode(await request.body(), type=Credentials)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ApiError(400, "PGRST102", f"expected {{email, password}}: {exc}") from None
+    # per address and per account: guessing many passwords for one account, or many accounts from one place
+    state.login_limit.hit(f"ip:{client_ip(request)}", f"email:{creds.email.strip().lower()}")
     try:
         out = await rpc.call(state.pool, state.catalog.get("login"), ANONYMOUS,
                              {"email": creds.email, "password": creds.password}, rid)

@@ -148,7 +148,8 @@ def start_app(url: str) -> tuple[subprocess.Popen, int]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "DATABASE_URL": url, "DL_PORT": str(port), "DL_POOL_SIZE": "32",
-           "DL_JWT_SECRET": "bench-secret-bench-secret-bench-secret-42"}
+           "DL_JWT_SECRET": "bench-secret-bench-secret-bench-secret-42",
+           "DL_RATE_LOGIN": "off", "DL_RATE_RPC": "off"}
     proc = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(300):

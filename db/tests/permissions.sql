@@ -23,7 +23,7 @@ SELECT set_eq($$
         ('next_review', '{reviewer}'), ('approve', '{reviewer}'), ('request_changes', '{reviewer}'),
         ('set_item_priority', '{admin}'), ('reassign_item', '{admin}'), ('cancel_item', '{admin}'),
         ('resolve_flag', '{admin}'), ('open_flags', '{admin}'),
-        ('image_file', '{annotator,reviewer,admin}'), ('save_template', '{annotator}'), ('my_templates', '{annotator}'), ('delete_template', '{annotator}')
+        ('image_file', '{annotator,reviewer,admin}'), ('queue_stats', '{anon,admin,analyst}'), ('save_template', '{annotator}'), ('my_templates', '{annotator}'), ('delete_template', '{annotator}')
      ) AS g(f, roles), unnest(roles) AS r $$,
   'each api function is executable by exactly the roles that need it');
 

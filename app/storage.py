@@ -79,15 +79,17 @@ class S3Storage:
         return f"{self.prefix}/{check_key(key)}" if self.prefix else check_key(key)
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
+        full = self._key(key)  # a bad key is a bug to surface, not an outage to retry
         try:
-            await asyncio.to_thread(self.client.put_object, Bucket=self.bucket, Key=self._key(key), Body=data,
+            await asyncio.to_thread(self.client.put_object, Bucket=self.bucket, Key=full, Body=data,
                                     ContentType=content_type)
         except Exception as exc:  # botocore raises many kinds; all mean "not stored"
             raise StorageError(str(exc)) from exc
 
     async def get(self, key: str) -> bytes | None:
+        full = self._key(key)
         try:
-            obj = await asyncio.to_thread(self.client.get_object, Bucket=self.bucket, Key=self._key(key))
+            obj = await asyncio.to_thread(self.client.get_object, Bucket=self.bucket, Key=full)
             return await asyncio.to_thread(obj["Body"].read)
         except self.client.exceptions.NoSuchKey:
             return None

@@ -31,9 +31,13 @@ def test_app_waits_for_flyway_and_the_bucket_and_has_its_environment():
     assert app["depends_on"]["flyway"]["condition"] == "service_completed_successfully"
     assert app["depends_on"]["minio-bucket"]["condition"] == "service_completed_successfully"
     env = app["environment"]
-    for name in ("DATABASE_URL", "DL_APP_DB_USER", "DL_APP_DB_PASSWORD", "DL_HOST", "DL_PORT"):
+    for name in ("DATABASE_URL", "DL_APP_DB_USER", "DL_APP_DB_PASSWORD", "DL_HOST", "DL_PORT", "DL_JWT_SECRET",
+                 "DL_STORAGE", "DL_S3_BUCKET", "DL_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         assert name in env, name
     assert "@postgres:5432/dermlabel" in env["DATABASE_URL"]
+    assert env["DL_STORAGE"] == "s3" and env["DL_S3_ENDPOINT_URL"] == "http://minio:9000"
+    # the bucket the app uses is the one created at start
+    assert env["DL_S3_BUCKET"] == SERVICES["minio-bucket"]["environment"]["DL_S3_BUCKET"]
 
 
 def test_bucket_is_created_at_start():

@@ -53,8 +53,9 @@ def cmd_cluster(s: config.Settings, action: str) -> int:
 
 def cmd_seed(s: config.Settings) -> int:
     from .seed import seed
+    from .storage import from_env
 
-    seed(s.database_url)
+    seed(s.database_url, from_env(s.data_dir))
     return 0
 
 

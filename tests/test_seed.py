@@ -4,8 +4,8 @@ import psycopg
 from conftest import run_cli
 
 
-def test_seed_creates_a_usable_demo_project_once(scratch_db):
-    env = {"DATABASE_URL": scratch_db}
+def test_seed_creates_a_usable_demo_project_once(scratch_db, tmp_path):
+    env = {"DATABASE_URL": scratch_db, "DL_IMAGE_DIR": str(tmp_path / "images")}
     assert run_cli("migrate", env=env).returncode == 0
     first = run_cli("seed", env=env)
     assert first.returncode == 0, first.stderr
@@ -26,3 +26,10 @@ def test_seed_creates_a_usable_demo_project_once(scratch_db):
     assert items == {"Dermoscopy, double read": 48, "Clinical photographs": 24}
     assert fields[:3] == ["colours", "symmetry", "border"] and "fitzpatrick" in fields
     assert login == "true"
+    # every image has its bytes and thumbnail in storage, under the key the database records
+    with psycopg.connect(scratch_db) as conn:
+        rows = conn.execute("SELECT storage_key, sha256, project_id, width FROM core.image").fetchall()
+    assert len(rows) == 48 and all(w == 1024 for *_, w in rows)
+    for key, sha, project, _ in rows:
+        assert (tmp_path / "images" / key).stat().st_size > 10_000
+        assert (tmp_path / "images" / "thumbs" / str(project) / f"{sha}.jpg").exists()

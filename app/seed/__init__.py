@@ -4,12 +4,16 @@ Everything after the first admin goes through the same api functions an admin ca
 """
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import json
 from pathlib import Path
 
 import psycopg
 from psycopg.types.json import Jsonb
+
+from ..imaging import clean
+from ..storage import Storage
+from .lesions import lesion
 
 HERE = Path(__file__).parent
 PROJECT = "Demo dermoscopy"
@@ -32,7 +36,7 @@ def _call(conn: psycopg.Connection, admin: int, fn: str, **args):
     return conn.execute(f"SELECT api.{fn}({named})", args).fetchone()[0]
 
 
-def seed(database_url: str, images: int = 48, out=print) -> bool:
+def seed(database_url: str, storage: Storage, images: int = 48, out=print) -> bool:
     """Creates the demo project once; returns False when it already exists."""
     with psycopg.connect(database_url) as conn, conn.transaction():
         if conn.execute("SELECT 1 FROM core.project WHERE name = %s", (PROJECT,)).fetchone():
@@ -66,11 +70,14 @@ def seed(database_url: str, images: int = 48, out=print) -> bool:
         sites = ["trunk_back", "face", "lower_limb", "upper_limb", "trunk_front", "scalp"]
         for n in range(images):
             source = "dermoscopy" if n % 2 == 0 else "clinical"
-            digest = hashlib.sha256(f"dermlabel-demo-{n}".encode()).hexdigest()
-            _call(conn, admin, "register_image", project_id=project, storage_key=f"demo/{digest}.png",
-                  sha256=digest, width=1024, height=768, media_type="image/png", source_class=source,
-                  upload_batch="demo-1", metadata=Jsonb({"body_site": sites[n % len(sites)],
-                                                         "fitzpatrick": "I II III IV V VI".split()[n % 6]}))
+            png, traits = lesion(n, dermoscopy=source == "dermoscopy")
+            img = clean(png, 40 * 1024 * 1024)  # the same path an upload takes
+            key = f"images/{project}/{img.sha256}.{img.ext}"
+            asyncio.run(storage.put(key, img.data, img.media_type))
+            asyncio.run(storage.put(f"thumbs/{project}/{img.sha256}.jpg", img.thumb, "image/jpeg"))
+            _call(conn, admin, "register_image", project_id=project, storage_key=key, sha256=img.sha256,
+                  width=img.width, height=img.height, media_type=img.media_type, source_class=source,
+                  upload_batch="demo-1", metadata=Jsonb({"body_site": sites[n % len(sites)], "synthetic": traits}))
         items = conn.execute("SELECT count(*) FROM core.work_item WHERE rule_id IN (%s, %s)",
                              (double, single)).fetchone()[0]
     out(f"seeded '{PROJECT}': {len(USERS)} users, {images} images, {items} work items")

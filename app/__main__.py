@@ -60,11 +60,16 @@ def cmd_seed(s: config.Settings) -> int:
 
 
 def cmd_serve(s: config.Settings) -> int:
+    import os
+
     import uvicorn
 
+    from .logs import configure
     from .main import create_app
 
-    uvicorn.run(create_app(s), host=s.http_host, port=s.http_port, log_level="info", lifespan="on")
+    configure(os.environ.get("DL_LOG_FORMAT", "json"))
+    uvicorn.run(create_app(s), host=s.http_host, port=s.http_port, log_config=None, access_log=False,
+                lifespan="on")
     return 0
 
 

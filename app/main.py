@@ -17,6 +17,7 @@ from .db import app_conninfo, make_pool
 from .errors import JSON, ApiError
 from .health import healthz
 from .images import image, thumbnail, upload
+from .logs import access_log
 from .metrics import config as prometheus, metrics
 from .routes import login, logout, openapi_json, rpc_get, rpc_post
 from .ratelimit import RateLimiter
@@ -71,9 +72,10 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[healthz, login, logout, rpc_post, rpc_get, openapi_json, upload, image, thumbnail, metrics],
-        middleware=[prometheus.middleware],
+        middleware=[access_log, prometheus.middleware],
         lifespan=[lifespan],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
         openapi_config=None,
+        logging_config=None,  # app.logs configures logging; Litestar's own would disable our loggers
         debug=False,
     )

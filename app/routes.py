@@ -19,6 +19,10 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def request_id(request: Request) -> str:
+    """The id the access-log middleware gave this request (it also goes into the claims and the audit log)."""
+    rid = request.scope.get("state", {}).get("request_id")
+    if rid:
+        return rid
     given = request.headers.get("x-request-id", "")
     return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
 

@@ -19,6 +19,7 @@ from .health import healthz
 from .images import image, thumbnail, upload
 from .logs import access_log
 from .metrics import config as prometheus, metrics
+from .oidc import OidcConfig, oidc_callback, oidc_login
 from .routes import login, logout, openapi_json, rpc_get, rpc_post
 from .ratelimit import RateLimiter
 from .rpc import Catalog, listen_for_reload
@@ -54,6 +55,7 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
         app.state.pool, app.state.catalog, app.state.log = pool, catalog, log
         app.state.tokens = Tokens(load_secret(settings.data_dir), int(os.environ.get("DL_JWT_TTL_SECONDS", "28800")))
         app.state.storage = storage_from_env(settings.data_dir)
+        app.state.oidc = OidcConfig()
         app.state.login_limit = RateLimiter(os.environ.get("DL_RATE_LOGIN", "20/60"), "sign-in attempts")
         app.state.rpc_limit = RateLimiter(os.environ.get("DL_RATE_RPC", "1200/60"), "requests")
         app.state.settings_secure_cookies = os.environ.get("DL_SECURE_COOKIES", "false").lower() == "true"
@@ -71,7 +73,8 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[healthz, login, logout, rpc_post, rpc_get, openapi_json, upload, image, thumbnail, metrics],
+        route_handlers=[healthz, login, logout, rpc_post, rpc_get, openapi_json, upload, image, thumbnail, metrics,
+                        oidc_login, oidc_callback],
         middleware=[access_log, prometheus.middleware],
         lifespan=[lifespan],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},

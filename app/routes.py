@@ -91,17 +91,22 @@ async def login(request: Request, state: State) -> Response[bytes]:
     result = msgspec.json.decode(out)
     if not result.get("ok"):  # the SQL decided; we only choose the status code for it
         raise ApiError(401, "invalid_credentials", result.get("message", "sign-in failed"))
-    token = state.tokens.issue(result["user"])
-    csrf = secrets.token_urlsafe(24)
-    secure = state.settings_secure_cookies
-    cookies = [
-        Cookie(key=SESSION_COOKIE, value=token, httponly=True, samesite="lax", secure=secure, path="/",
-               max_age=state.tokens.ttl),
-        Cookie(key=CSRF_COOKIE, value=csrf, httponly=False, samesite="lax", secure=secure, path="/",
-               max_age=state.tokens.ttl),
-    ]
+    token, cookies = session_cookies(state, result["user"])
+    csrf = next(c.value for c in cookies if c.key == CSRF_COOKIE)
     return Response(msgspec.json.encode({"token": token, "user": result["user"], "csrf_token": csrf}),
                     media_type=JSON, cookies=cookies, headers={"X-Request-Id": rid})
+
+
+def session_cookies(state: State, user: dict) -> tuple[str, list[Cookie]]:
+    """A token for the user, and the session + CSRF cookies the web UI uses (password and OIDC sign-in alike)."""
+    token = state.tokens.issue(user)
+    secure = state.settings_secure_cookies
+    return token, [
+        Cookie(key=SESSION_COOKIE, value=token, httponly=True, samesite="lax", secure=secure, path="/",
+               max_age=state.tokens.ttl),
+        Cookie(key=CSRF_COOKIE, value=secrets.token_urlsafe(24), httponly=False, samesite="lax", secure=secure,
+               path="/", max_age=state.tokens.ttl),
+    ]
 
 
 @post("/auth/logout", status_code=204)

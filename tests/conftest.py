@@ -66,7 +66,7 @@ class AppServer:
 
 
 def start_app(database_url: str, extra_env: dict[str, str] | None = None) -> AppServer:
-    port = free_port()
+    port = int((extra_env or {}).get("DL_PORT") or free_port())
     env = {**os.environ, "DATABASE_URL": database_url, "DL_PORT": str(port), **(extra_env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

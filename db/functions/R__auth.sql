@@ -162,3 +162,32 @@ GRANT EXECUTE ON FUNCTION api.me() TO dl_annotator, dl_reviewer, dl_admin, dl_an
 GRANT EXECUTE ON FUNCTION api.create_user(text, text, text, text[], text[], integer) TO dl_admin;
 GRANT EXECUTE ON FUNCTION api.set_user_roles(bigint, text[], integer, text[], boolean) TO dl_admin;
 GRANT EXECUTE ON FUNCTION api.set_vacation(bigint, boolean) TO dl_annotator, dl_reviewer, dl_admin;
+
+-- OIDC sign-in: the app has verified the ID token (issuer, audience, signature, nonce, email_verified); this maps
+-- the verified email to an existing active user. Not an api function: no web caller may "sign in as an email";
+-- only the app's login role may call it.
+CREATE OR REPLACE FUNCTION auth.oidc_sign_in(p_email text, p_issuer text, p_subject text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    u auth."user";
+BEGIN
+    SELECT * INTO u FROM auth."user" x WHERE x.email OPERATOR(public.=) p_email::public.citext;
+    IF NOT FOUND OR NOT u.active THEN
+        PERFORM core.audit('login_failed', 'user', u.id, NULL,
+                           jsonb_build_object('method', 'oidc', 'issuer', p_issuer,
+                                              'reason', CASE WHEN u.id IS NULL THEN 'unknown_email' ELSE 'inactive' END),
+                           u.id);
+        RETURN jsonb_build_object('ok', false, 'error', 'no_account',
+                                  'message', 'No active DermLabel account has this email; ask an admin.');
+    END IF;
+    PERFORM core.audit('login', 'user', u.id, NULL,
+                       jsonb_build_object('method', 'oidc', 'issuer', p_issuer, 'subject', p_subject), u.id);
+    RETURN jsonb_build_object('ok', true, 'user', core.user_json(u.id));
+END
+$$;
+COMMENT ON FUNCTION auth.oidc_sign_in(text, text, text) IS
+    'Maps a verified OIDC email to an active user (audited either way). Called by the app''s login role only.';
+REVOKE EXECUTE ON FUNCTION auth.oidc_sign_in(text, text, text) FROM PUBLIC;
+GRANT USAGE ON SCHEMA auth TO dl_authenticator;
+GRANT EXECUTE ON FUNCTION auth.oidc_sign_in(text, text, text) TO dl_authenticator;

@@ -1,6 +1,6 @@
 -- Sign-in in SQL: one answer for every failure, lockout, audit; user administration.
 BEGIN;
-SELECT plan(15);
+SELECT plan(17);
 
 SELECT * FROM tests.fixture(n_images => 0) \gset
 SELECT email AS a1_email FROM auth."user" WHERE id = :a1 \gset
@@ -38,6 +38,13 @@ SELECT tests.act_as(:a2, 'annotator');
 SELECT throws_ok(format('SELECT api.set_vacation(%s, true)', :a3), '42501', NULL,
                  'an annotator cannot send someone else on vacation');
 SELECT is(api.set_vacation(:a2, true) ->> 'on_vacation', 'true', 'but can go on vacation themselves');
+
+SELECT tests.as_superuser();
+SELECT ok(NOT has_function_privilege(r, 'auth.oidc_sign_in(text, text, text)', 'EXECUTE'),
+          r || ' cannot sign anyone in by email')
+  FROM unnest(ARRAY['dl_anon']) r;
+SELECT ok(has_function_privilege('dl_authenticator', 'auth.oidc_sign_in(text, text, text)', 'EXECUTE'),
+          'only the app''s login role maps a verified OIDC email to a user');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -75,6 +75,9 @@ def cmd_serve(s: config.Settings) -> int:
 
 def cmd_run(s: config.Settings) -> int:
     """The embedded default: cluster (created once), database, migrations, then the app until Ctrl-C."""
+    import os
+
+    os.environ.setdefault("DL_LOG_FORMAT", "text")  # a person reads this console; `serve` logs JSON
     if s.embedded:
         cmd_cluster(s, "start")
         cluster.ensure_database(lambda db: config.embedded_url(s.socket_dir, s.pg_port, db), "dermlabel")

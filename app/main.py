@@ -9,6 +9,9 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from litestar import Litestar, Request, Response
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
 from litestar.exceptions import HTTPException
 
 from . import config, errors
@@ -20,7 +23,7 @@ from .images import image, thumbnail, upload
 from .logs import access_log
 from .metrics import config as prometheus, metrics
 from .oidc import OidcConfig, oidc_callback, oidc_login
-from .routes import login, logout, openapi_json, rpc_get, rpc_post
+from .routes import login, logout, openapi_json, rpc_get, rpc_post, schema_page
 from .ratelimit import RateLimiter
 from .rpc import Catalog, listen_for_reload
 from .storage import from_env as storage_from_env
@@ -74,7 +77,9 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[healthz, login, logout, rpc_post, rpc_get, openapi_json, upload, image, thumbnail, metrics,
-                        oidc_login, oidc_callback],
+                        oidc_login, oidc_callback, schema_page,
+                        create_static_files_router(path="/static", directories=[config.ROOT / "web" / "static"])],
+        template_config=TemplateConfig(directory=config.ROOT / "web" / "templates", engine=JinjaTemplateEngine),
         middleware=[access_log, prometheus.middleware],
         lifespan=[lifespan],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},

@@ -8,6 +8,7 @@ import uuid
 import msgspec
 import psycopg
 from litestar import Request, Response, get, post
+from litestar.response import Template
 from litestar.datastructures import Cookie, State
 
 from . import errors, rpc
@@ -113,6 +114,26 @@ def session_cookies(state: State, user: dict) -> tuple[str, list[Cookie]]:
 async def logout() -> Response[None]:
     gone = [Cookie(key=k, value="", max_age=0, path="/") for k in (SESSION_COOKIE, CSRF_COOKIE)]
     return Response(None, status_code=204, cookies=gone)
+
+
+@get("/schema")
+async def schema_page(state: State) -> Template:
+    """The API reference for people, from the same document as /schema/openapi.json (no scripts, no CDN)."""
+    doc = document(state.catalog)
+    paths = []
+    for path, ops in doc["paths"].items():
+        op = ops.get("post") or ops.get("get")
+        body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+        props = body.get("properties") or {}
+        args = [{"name": n, "type": (p.get("description") or "").split(":")[0] or p.get("type", ""),
+                 "required": n in body.get("required", [])} for n, p in props.items()]
+        if not args and "parameters" in op:
+            args = [{"name": p["name"], "type": p["schema"].get("type", ""), "required": p["required"]}
+                    for p in op["parameters"]]
+        paths.append({"path": path, "id": path.strip("/").replace("/", "-"), "name": path.rsplit("/", 1)[-1],
+                      "methods": [m.upper() for m in ops], "description": op.get("description") or op["summary"],
+                      "args": args})
+    return Template(template_name="schema.html", context={"doc": doc, "paths": paths})
 
 
 @get("/schema/openapi.json")

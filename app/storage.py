@@ -62,6 +62,10 @@ class LocalStorage:
             raise StorageError(str(exc)) from exc
 
     async def ping(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"{self.root}: {exc}") from exc
         if not os.access(self.root, os.W_OK):
             raise StorageError(f"{self.root} is not writable")
 

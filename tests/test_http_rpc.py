@@ -171,3 +171,14 @@ def test_openapi_describes_every_function_with_arguments_and_comment(app_server,
     assert schema["properties"]["item_id"]["type"] == "integer"
     assert "immutable revision" in submit["description"] and "Roles: annotator" in submit["description"]
     assert "get" in doc["paths"]["/rpc/search_taxonomy"] and "get" not in doc["paths"]["/rpc/next_item"]
+
+
+def test_the_schema_page_lists_every_endpoint_for_people(app_server):
+    with app_server.client() as c:
+        page = c.get("/schema")
+        css = c.get("/static/schema.css")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<code>POST | GET /rpc/search_taxonomy</code>" in page.text
+    assert "<code>POST /rpc/next_item</code>" in page.text
+    assert "Type-ahead over the project" in page.text and "<script" not in page.text
+    assert css.status_code == 200

@@ -7,9 +7,8 @@ from litestar.datastructures import State
 from psycopg import sql
 
 from .db import call_as
+from .errors import JSON
 from .storage import StorageError
-
-JSON = "application/json"
 
 
 @get("/healthz")

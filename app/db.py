@@ -26,11 +26,14 @@ def make_pool(conninfo: str, min_size: int = 2, max_size: int = 16) -> AsyncConn
                                kwargs={"autocommit": False}, name="dermlabel")
 
 
+# The one statement that makes a transaction act as the caller (PostgREST's shape: parameters bound, local).
+SET_CLAIMS = "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)"
+
+
 async def call_as(conn: AsyncConnection, role: str, claims: dict[str, Any], query: sql.Composable,
                   params: dict[str, Any] | None = None) -> Any:
     """Run one api call as `role` with `claims` inside the connection's current transaction."""
-    await conn.execute("SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
-                       (role, json.dumps(claims)))
+    await conn.execute(SET_CLAIMS, (role, json.dumps(claims)))
     cur = await conn.execute(query, params)
     row = await cur.fetchone()
     return row[0] if row else None

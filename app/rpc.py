@@ -15,11 +15,11 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from .auth import ROLE_ORDER, Caller
+from .db import SET_CLAIMS
 from .errors import RETRYABLE, ApiError
 
 log = logging.getLogger("dermlabel.rpc")
 DB_ROLES = ("dl_anon", "dl_annotator", "dl_reviewer", "dl_admin", "dl_analyst")
-SET_CLAIMS = "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)"
 
 CATALOG = """
 SELECT p.proname, p.provolatile = 'v', coalesce(obj_description(p.oid, 'pg_proc'), ''),

@@ -55,9 +55,7 @@ CREATE OR REPLACE FUNCTION api.me()
 RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
 BEGIN
-    IF auth.uid() IS NULL THEN
-        RAISE EXCEPTION 'sign in first' USING ERRCODE = '42501';
-    END IF;
+    PERFORM core.require_signed_in();
     RETURN core.user_json(auth.uid());
 END
 $$;
@@ -139,9 +137,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
     before jsonb := core.user_json(user_id);
 BEGIN
-    IF auth.uid() IS NULL THEN
-        RAISE EXCEPTION 'sign in first' USING ERRCODE = '42501';
-    END IF;
+    PERFORM core.require_signed_in();
     IF user_id IS DISTINCT FROM auth.uid() THEN
         PERFORM core.require_role('admin');
     END IF;

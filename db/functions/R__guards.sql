@@ -8,14 +8,24 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION core.require_role(p_role auth.app_role) RETURNS bigint
+CREATE OR REPLACE FUNCTION core.require_signed_in() RETURNS bigint
 LANGUAGE plpgsql STABLE SET search_path = '' AS $$
 DECLARE
     me bigint := auth.uid();
 BEGIN
     IF me IS NULL THEN
-        RAISE EXCEPTION 'sign in first' USING ERRCODE = '42501';
+        RAISE EXCEPTION 'sign in first' USING ERRCODE = '42501';  -- 401 for an anonymous caller
     END IF;
+    RETURN me;
+END
+$$;
+COMMENT ON FUNCTION core.require_signed_in() IS 'The caller''s id, or 42501 when nobody is signed in.';
+
+CREATE OR REPLACE FUNCTION core.require_role(p_role auth.app_role) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+DECLARE
+    me bigint := core.require_signed_in();
+BEGIN
     IF NOT auth.has_role(p_role) THEN
         RAISE EXCEPTION 'permission denied: this needs the % role', p_role USING ERRCODE = '42501';
     END IF;
@@ -34,9 +44,9 @@ BEGIN
     SELECT x.*, EXISTS (SELECT 1 FROM core.project_member m WHERE m.project_id = p_project AND m.user_id = x.id)
       INTO u.id, u.email, u.display_name, u.password_hash, u.roles, u.expertise, u.review_level, u.active,
            u.on_vacation, u.failed_logins, u.locked_until, u.password_changed_at, u.created_at, member
-      FROM auth."user" x WHERE x.id = auth.uid();
-    IF u.id IS NULL THEN
-        RAISE EXCEPTION 'sign in first' USING ERRCODE = '42501';
+      FROM auth."user" x WHERE x.id = core.require_signed_in();
+    IF u.id IS NULL THEN  -- signed in, but the account is gone
+        RAISE EXCEPTION 'permission denied: unknown user' USING ERRCODE = '42501';
     END IF;
     IF NOT u.active OR NOT p_role = ANY (u.roles) THEN
         RAISE EXCEPTION 'permission denied: this needs the % role', p_role USING ERRCODE = '42501';

@@ -6,9 +6,7 @@ LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = '' AS $$
 DECLARE
     doc jsonb;
 BEGIN
-    IF auth.uid() IS NULL THEN
-        RAISE EXCEPTION 'sign in first' USING ERRCODE = '42501';
-    END IF;
+    PERFORM core.require_signed_in();
     -- runs under the caller's row-level security: an image outside their projects is simply not found
     SELECT jsonb_build_object('id', i.id, 'storage_key', i.storage_key, 'media_type', i.media_type,
                               'sha256', i.sha256, 'thumb_key', 'thumbs/' || i.project_id || '/' || i.sha256 || '.jpg',

@@ -204,7 +204,8 @@ COMMENT ON FUNCTION api.taxonomy_tree(bigint) IS
 
 GRANT EXECUTE ON FUNCTION core.escape_like(text), core.node_json(core.taxonomy_node),
                           core.field_json(core.descriptor_field), core.require_member(bigint),
-                          core.invalid(text, text), core.require_role(auth.app_role)
+                          core.invalid(text, text), core.require_role(auth.app_role),
+                          core.require_signed_in()
     TO dl_annotator, dl_reviewer, dl_admin;
 GRANT EXECUTE ON FUNCTION api.upsert_taxonomy_node(bigint, text, text, text, text[], text, text, text, boolean, integer),
                           api.set_descriptor_schema(bigint, jsonb)

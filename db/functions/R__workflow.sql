@@ -241,9 +241,7 @@ LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = '' AS $$
 DECLARE
     doc jsonb;
 BEGIN
-    IF auth.uid() IS NULL THEN
-        RAISE EXCEPTION 'sign in first' USING ERRCODE = '42501';
-    END IF;
+    PERFORM core.require_signed_in();
     doc := core.item_document(item_id, true);  -- runs under the caller's row-level security
     IF doc IS NULL THEN
         PERFORM core.item_not_found(item_id);

@@ -25,6 +25,7 @@ class Caller:
     user_id: int | None
     roles: tuple[str, ...]  # application roles from the token: annotator, reviewer, admin, analyst
     projects: tuple[int, ...] = ()
+    session: str | None = None  # the sign-in session the token belongs to (SQL checks it is live)
 
     @property
     def anonymous(self) -> bool:
@@ -50,22 +51,37 @@ def load_secret(data_dir: Path) -> str:
 
 
 class Tokens:
+    CACHE_SIZE = 4096
+
     def __init__(self, secret: str, ttl_seconds: int):
         self.secret = secret
         self.ttl = ttl_seconds
+        # token -> (caller, exp): a signature checked once need not be checked on every request (a tenth of the
+        # app's CPU under load). Expiry is still checked each time; revocation is checked in SQL per request.
+        self._verified: dict[str, tuple[Caller, int]] = {}
 
-    def issue(self, user: dict) -> str:
+    def issue(self, user: dict, session: str) -> str:
         now = int(time.time())
-        claims = {"sub": str(user["id"]), "roles": user["roles"], "projects": user["projects"],
+        claims = {"sub": str(user["id"]), "sid": session, "roles": user["roles"], "projects": user["projects"],
                   "iat": now, "exp": now + self.ttl, "jti": secrets.token_urlsafe(12)}
         return jwt.encode(claims, self.secret, algorithm="HS256")
 
     def verify(self, token: str) -> Caller:
+        hit = self._verified.get(token)
+        if hit is not None and hit[1] > time.time():
+            return hit[0]
+        caller, exp = self._decode(token)
+        if len(self._verified) >= self.CACHE_SIZE:
+            self._verified.clear()  # simple and bounded; it refills with the tokens in use
+        self._verified[token] = (caller, exp)
+        return caller
+
+    def _decode(self, token: str) -> tuple[Caller, int]:
         try:
             # algorithms pinned: "none" and any other algorithm are rejected
-            c = jwt.decode(token, self.secret, algorithms=["HS256"], options={"require": ["sub", "exp", "iat"]})
+            c = jwt.decode(token, self.secret, algorithms=["HS256"], options={"require": ["sub", "sid", "exp", "iat"]})
             return Caller(int(c["sub"]), tuple(r for r in c.get("roles", []) if r in ROLE_ORDER),
-                          tuple(int(p) for p in c.get("projects", [])))
+                          tuple(int(p) for p in c.get("projects", [])), str(c["sid"])), int(c["exp"])
         except (jwt.PyJWTError, ValueError, TypeError):
             raise ApiError(401, "PT401", "invalid or expired token", hint="Sign in again.",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None

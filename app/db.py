@@ -27,13 +27,21 @@ def make_pool(conninfo: str, min_size: int = 2, max_size: int = 16) -> AsyncConn
 
 
 # The one statement that makes a transaction act as the caller (PostgREST's shape: parameters bound, local).
-SET_CLAIMS = "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)"
+# The session check comes first, while the statement still runs as the login role that may execute it: a token
+# whose session was revoked (sign-out, password change, deactivated account) fails here with PT401.
+SET_CLAIMS = ("SELECT auth.check_session(%s, %s), set_config('role', %s, true), "
+              "set_config('request.jwt.claims', %s, true)")
+
+
+def claims_params(role: str, claims: dict[str, Any]) -> tuple[Any, ...]:
+    """SET_CLAIMS's parameters for a caller's role and claims (sub and sid identify the session)."""
+    return claims.get("sub"), claims.get("sid"), role, json.dumps(claims)
 
 
 async def call_as(conn: AsyncConnection, role: str, claims: dict[str, Any], query: sql.Composable,
                   params: dict[str, Any] | None = None) -> Any:
     """Run one api call as `role` with `claims` inside the connection's current transaction."""
-    await conn.execute(SET_CLAIMS, (role, json.dumps(claims)))
+    await conn.execute(SET_CLAIMS, claims_params(role, claims))
     cur = await conn.execute(query, params)
     row = await cur.fetchone()
     return row[0] if row else None

@@ -116,6 +116,6 @@ async def oidc_callback(request: Request, state: State) -> Response[bytes]:
     if not result["ok"]:
         raise ApiError(401, result["error"], result["message"])
     gone = Cookie(key=FLOW_COOKIE, value="", max_age=0, path="/auth/oidc")
-    token, cookies = session_cookies(state, result["user"])
+    token, cookies = session_cookies(state, result["user"], result["session"])
     return Response(b"", status_code=303, headers={"Location": "/", "Content-Type": JSON},
                     cookies=[*cookies, gone])

@@ -84,15 +84,16 @@ async def login(request: Request, state: State) -> Response[bytes]:
     result = msgspec.json.decode(out)
     if not result.get("ok"):  # the SQL decided; we only choose the status code for it
         raise ApiError(401, "invalid_credentials", result.get("message", "sign-in failed"))
-    token, cookies = session_cookies(state, result["user"])
+    token, cookies = session_cookies(state, result["user"], result["session"])
     csrf = next(c.value for c in cookies if c.key == CSRF_COOKIE)
     return Response(msgspec.json.encode({"token": token, "user": result["user"], "csrf_token": csrf}),
                     media_type=JSON, cookies=cookies, headers={"X-Request-Id": rid})
 
 
-def session_cookies(state: State, user: dict) -> tuple[str, list[Cookie]]:
-    """A token for the user, and the session + CSRF cookies the web UI uses (password and OIDC sign-in alike)."""
-    token = state.tokens.issue(user)
+def session_cookies(state: State, user: dict, session: str) -> tuple[str, list[Cookie]]:
+    """A token for the user's new session, and the session + CSRF cookies the web UI uses (password and OIDC
+    sign-in alike)."""
+    token = state.tokens.issue(user, session)
     secure = state.settings_secure_cookies
     return token, [
         Cookie(key=SESSION_COOKIE, value=token, httponly=True, samesite="lax", secure=secure, path="/",
@@ -102,10 +103,25 @@ def session_cookies(state: State, user: dict) -> tuple[str, list[Cookie]]:
     ]
 
 
-@post("/auth/logout", status_code=204)
-async def logout() -> Response[None]:
+@post("/auth/logout", status_code=200)
+async def logout(request: Request, state: State) -> Response[bytes]:
+    """Ends the session in SQL (the token stops working everywhere, not only in this browser) and clears the
+    cookies. A token that is already invalid or ended just gets its cookies cleared."""
     gone = [Cookie(key=k, value="", max_age=0, path="/") for k in (SESSION_COOKIE, CSRF_COOKIE)]
-    return Response(None, status_code=204, cookies=gone)
+    rid = request_id(request)
+    try:
+        caller = identify(request, state.tokens)  # a cookie sign-out needs the CSRF header like any write
+    except ApiError as exc:
+        if exc.status != 401:
+            raise
+        caller = ANONYMOUS
+    if not caller.anonymous:
+        try:
+            await rpc.call(state.pool, state.catalog.get("logout"), caller, {}, rid)
+        except psycopg.Error as exc:
+            if exc.diag.sqlstate != "PT401":  # already ended: signing out again is not an error
+                return errors.from_sql(exc, False, rid)
+    return Response(b"", status_code=204, cookies=gone, headers={"X-Request-Id": rid})
 
 
 @get("/schema")

@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from .auth import ROLE_ORDER, Caller
-from .db import SET_CLAIMS
+from .db import SET_CLAIMS, claims_params
 from .errors import RETRYABLE, ApiError
 
 log = logging.getLogger("dermlabel.rpc")
@@ -172,12 +172,13 @@ async def call(pool: AsyncConnectionPool, fn: Function, caller: Caller, args: di
     """role + claims + call + commit in one pipeline; serialization failures and deadlocks retried."""
     role = fn.role_for(caller)  # who you are is decided before what you sent is checked
     query, params = fn.bind(args)
-    claims = json.dumps({"sub": caller.user_id, "role": role, "request_id": request_id})
+    as_caller = claims_params(role, {"sub": caller.user_id, "sid": caller.session, "role": role,
+                                         "request_id": request_id})
     for attempt in range(4):
         try:
             async with pool.connection() as conn:
                 async with conn.pipeline():
-                    await conn.execute(SET_CLAIMS, (role, claims))
+                    await conn.execute(SET_CLAIMS, as_caller)
                     cur = await conn.execute(query, params)
                     await conn.commit()
                 row = await cur.fetchone()

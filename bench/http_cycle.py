@@ -1,7 +1,8 @@
 """The annotator cycle (next_item + submit_annotation) over HTTP vs the same calls over SQL, in one run.
 
 SQL side: pgbench, one connection per annotator, calling api.next_item / api.submit_annotation with the role and
-claims set exactly as the app does (two transactions per cycle). HTTP side: the real app (uvicorn) and a minimal
+claims set and the session checked as the app does (two transactions per cycle; the session id is looked up in
+the same statement, one extra index probe). HTTP side: the real app (uvicorn) and a minimal
 keep-alive HTTP/1.1 client on asyncio, one connection per annotator. Prints cycles/s, p50/p95/p99 of a cycle,
 the HTTP/SQL ratio, the app's memory, and double assignments found in the audit log (must be 0).
 
@@ -65,11 +66,11 @@ def pgbench(url: str, w: dict, clients: int) -> tuple[float, list[float]]:
     script = f"""
 \\set me {base} + :client_id
 BEGIN;
-SELECT set_config('role', 'dl_annotator', true), set_config('request.jwt.claims', '{{"sub": ' || :me || '}}', true);
+SELECT auth.check_session(:me, s.id::text), set_config('role', 'dl_annotator', true), set_config('request.jwt.claims', '{{"sub": ' || :me || ', "sid": "' || s.id || '"}}', true) FROM auth.session s WHERE s.user_id = :me AND s.revoked_at IS NULL LIMIT 1;
 SELECT (api.next_item({w['project']}) -> 'item' ->> 'id') AS item \\gset
 COMMIT;
 BEGIN;
-SELECT set_config('role', 'dl_annotator', true), set_config('request.jwt.claims', '{{"sub": ' || :me || '}}', true);
+SELECT auth.check_session(:me, s.id::text), set_config('role', 'dl_annotator', true), set_config('request.jwt.claims', '{{"sub": ' || :me || ', "sid": "' || s.id || '"}}', true) FROM auth.session s WHERE s.user_id = :me AND s.revoked_at IS NULL LIMIT 1;
 SELECT api.submit_annotation(:item, '{{"class": {w['class']}}}'::jsonb);
 COMMIT;
 """

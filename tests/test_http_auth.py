@@ -102,10 +102,57 @@ def test_cookie_writes_need_the_csrf_header_bearer_writes_do_not(app_server, wor
         assert r.status_code == 200
 
 
-def test_logout_clears_the_cookies(app_server, world, database_url):
+def test_logout_clears_the_cookies_and_ends_the_session(app_server, world, database_url):
     email = email_of(database_url, world["annotators"][0])
     with app_server.client() as c:
-        c.post("/auth/login", json={"email": email, "password": PASSWORD})
+        r = c.post("/auth/login", json={"email": email, "password": PASSWORD})
+        token, csrf = r.json()["token"], r.json()["csrf_token"]
         assert c.get("/rpc/me").status_code == 200
-        assert c.post("/auth/logout").status_code == 204
+        # a cookie sign-out is a write like any other: without the CSRF header it is refused and changes nothing
+        assert c.post("/auth/logout").status_code == 403
+        assert c.get("/rpc/me").status_code == 200
+        assert c.post("/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
         assert c.get("/rpc/me").status_code == 401
+    with app_server.client() as c:  # a copy of the token taken before sign-out no longer works either
+        r = c.get("/rpc/me", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401 and r.json()["code"] == "PT401"
+        assert c.post("/auth/logout", headers={"Authorization": f"Bearer {token}"}).status_code == 204
+
+
+def login(app_server, email: str, password: str = PASSWORD) -> str:
+    with app_server.client() as c:
+        r = c.post("/auth/login", json={"email": email, "password": password})
+        assert r.status_code == 200, r.text
+        return r.json()["token"]
+
+
+def test_a_password_change_ends_every_session(app_server, world, database_url):
+    email = email_of(database_url, world["annotators"][1])
+    laptop, phone = login(app_server, email), login(app_server, email)
+    with app_server.client() as c:
+        r = c.post("/rpc/change_password", json={"current_password": "wrong", "new_password": "x" * 12},
+                   headers={"Authorization": f"Bearer {laptop}"})
+        assert r.status_code == 400 and r.json()["details"]["field"] == "current_password"
+        assert c.get("/rpc/me", headers={"Authorization": f"Bearer {phone}"}).status_code == 200
+        r = c.post("/rpc/change_password", json={"current_password": PASSWORD, "new_password": "a new long password"},
+                   headers={"Authorization": f"Bearer {laptop}"})
+        assert r.status_code == 200 and r.json()["sessions_ended"] == 2
+        for token in (laptop, phone):
+            assert c.get("/rpc/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+        assert c.post("/auth/login", json={"email": email, "password": PASSWORD}).status_code == 401
+    fresh = login(app_server, email, "a new long password")
+    with app_server.client() as c:
+        assert c.get("/rpc/me", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+
+
+def test_deactivating_an_account_ends_its_sessions(app_server, world, database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        uid = conn.execute("INSERT INTO auth.\"user\" (email, display_name, password_hash, roles) "
+                           "VALUES (%s, 'leaver', crypt(%s, gen_salt('bf', 4)), '{annotator}') RETURNING id",
+                           (f"leaver-{uuid.uuid4().hex[:6]}@t.org", PASSWORD)).fetchone()[0]
+    token = login(app_server, email_of(database_url, uid))
+    with app_server.client() as c:
+        assert c.get("/rpc/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute('UPDATE auth."user" SET active = false WHERE id = %s', (uid,))
+        assert c.get("/rpc/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401

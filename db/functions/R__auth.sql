@@ -34,11 +34,12 @@ BEGIN
     END IF;
     UPDATE auth."user" x SET failed_logins = 0, locked_until = NULL WHERE x.id = u.id;
     PERFORM core.audit('login', 'user', u.id, NULL, NULL, u.id);
-    RETURN jsonb_build_object('ok', true, 'user', core.user_json(u.id));
+    RETURN jsonb_build_object('ok', true, 'user', core.user_json(u.id),
+                              'session', core.open_session(u.id, 'password'));
 END
 $$;
 COMMENT ON FUNCTION api.login(text, text) IS
-    'Checks an email and password. Returns {ok: true, user} or {ok: false, error} - the same for an unknown email, '
+    'Checks an email and password. Returns {ok: true, user, session} (a new sign-in session) or {ok: false, error} - the same for an unknown email, '
     'a wrong password and a locked account; 5 failures lock the account for 15 minutes.';
 
 CREATE OR REPLACE FUNCTION core.user_json(p_user bigint) RETURNS jsonb
@@ -179,7 +180,8 @@ BEGIN
     END IF;
     PERFORM core.audit('login', 'user', u.id, NULL,
                        jsonb_build_object('method', 'oidc', 'issuer', p_issuer, 'subject', p_subject), u.id);
-    RETURN jsonb_build_object('ok', true, 'user', core.user_json(u.id));
+    RETURN jsonb_build_object('ok', true, 'user', core.user_json(u.id),
+                              'session', core.open_session(u.id, 'oidc'));
 END
 $$;
 COMMENT ON FUNCTION auth.oidc_sign_in(text, text, text) IS
@@ -187,3 +189,123 @@ COMMENT ON FUNCTION auth.oidc_sign_in(text, text, text) IS
 REVOKE EXECUTE ON FUNCTION auth.oidc_sign_in(text, text, text) FROM PUBLIC;
 GRANT USAGE ON SCHEMA auth TO dl_authenticator;
 GRANT EXECUTE ON FUNCTION auth.oidc_sign_in(text, text, text) TO dl_authenticator;
+
+-- Sessions: opened at sign-in, checked on every request, revoked at sign-out and password change.
+
+CREATE OR REPLACE FUNCTION core.open_session(p_user bigint, p_method text) RETURNS uuid
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+    INSERT INTO auth.session (user_id, method) VALUES (p_user, p_method) RETURNING id
+$$;
+REVOKE EXECUTE ON FUNCTION core.open_session(bigint, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION core.revoke_sessions(p_user bigint, p_reason text) RETURNS integer
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+    WITH gone AS (
+        UPDATE auth.session s SET revoked_at = now(), revoked_reason = p_reason
+         WHERE s.user_id = p_user AND s.revoked_at IS NULL RETURNING 1)
+    SELECT count(*)::integer FROM gone
+$$;
+REVOKE EXECUTE ON FUNCTION core.revoke_sessions(bigint, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION auth.check_session(p_user bigint, p_session text) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
+-- Runs first in every request's statement, as the login role, before the caller's role is taken. Anonymous
+-- requests carry no user and pass; a signed-in request needs a live session of an active user.
+BEGIN
+    IF p_user IS NULL THEN
+        RETURN true;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM auth.session s JOIN auth."user" u ON u.id = s.user_id
+                    WHERE s.id = p_session::uuid AND s.user_id = p_user AND s.revoked_at IS NULL AND u.active) THEN
+        RAISE EXCEPTION 'your session has ended' USING ERRCODE = 'PT401',
+            HINT = 'Sign in again (after signing out, a password change or deactivation, old tokens stop working).';
+    END IF;
+    RETURN true;
+EXCEPTION WHEN invalid_text_representation THEN
+    RAISE EXCEPTION 'your session has ended' USING ERRCODE = 'PT401', HINT = 'Sign in again.';
+END
+$$;
+COMMENT ON FUNCTION auth.check_session(bigint, text) IS
+    'true for an anonymous caller or a live session of an active user; PT401 otherwise. Called by the app''s '
+    'login role at the start of every request.';
+REVOKE EXECUTE ON FUNCTION auth.check_session(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION auth.check_session(bigint, text) TO dl_authenticator;
+
+CREATE OR REPLACE FUNCTION api.logout()
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    me bigint := core.require_signed_in();
+    sid text := auth.claims() ->> 'sid';
+BEGIN
+    UPDATE auth.session s SET revoked_at = now(), revoked_reason = 'logout'
+     WHERE s.id::text = sid AND s.user_id = me AND s.revoked_at IS NULL;
+    PERFORM core.audit('logout', 'user', me, NULL, NULL, me);
+    RETURN jsonb_build_object('ok', true);
+END
+$$;
+COMMENT ON FUNCTION api.logout() IS
+    'Ends the session your token belongs to: that token (and the cookie holding it) stops working at once.';
+
+CREATE OR REPLACE FUNCTION core.check_new_password(p_password text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = '' AS $$
+BEGIN
+    IF p_password IS NULL OR length(p_password) < 10 THEN
+        PERFORM core.invalid('new_password', 'at least 10 characters');
+    END IF;
+    RETURN p_password;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION api.change_password(current_password text, new_password text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    me bigint := core.require_signed_in();
+    hash text;
+    ended integer;
+BEGIN
+    SELECT u.password_hash INTO hash FROM auth."user" u WHERE u.id = me FOR UPDATE;
+    IF hash IS NULL OR hash <> public.crypt(coalesce(current_password, ''), hash) THEN
+        PERFORM core.invalid('current_password', 'is not your current password');
+    END IF;
+    UPDATE auth."user" u
+       SET password_hash = public.crypt(core.check_new_password(new_password), public.gen_salt('bf', 10)),
+           password_changed_at = now(), failed_logins = 0, locked_until = NULL
+     WHERE u.id = me;
+    ended := core.revoke_sessions(me, 'password_changed');
+    PERFORM core.audit('change_password', 'user', me, NULL, jsonb_build_object('sessions_ended', ended), me);
+    RETURN jsonb_build_object('ok', true, 'sessions_ended', ended);
+END
+$$;
+COMMENT ON FUNCTION api.change_password(text, text) IS
+    'Changes your password (at least 10 characters) after checking the current one, and ends all your sessions, '
+    'this one included: every token issued before stops working, so sign in again with the new password.';
+
+CREATE OR REPLACE FUNCTION api.set_password(user_id bigint, new_password text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    ended integer;
+BEGIN
+    PERFORM core.require_role('admin');
+    UPDATE auth."user" u
+       SET password_hash = public.crypt(core.check_new_password(new_password), public.gen_salt('bf', 10)),
+           password_changed_at = now(), failed_logins = 0, locked_until = NULL
+     WHERE u.id = set_password.user_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'user % not found', set_password.user_id USING ERRCODE = 'P0002';
+    END IF;
+    ended := core.revoke_sessions(set_password.user_id, 'password_reset');
+    PERFORM core.audit('set_password', 'user', set_password.user_id, NULL,
+                       jsonb_build_object('sessions_ended', ended));
+    RETURN jsonb_build_object('ok', true, 'sessions_ended', ended);
+END
+$$;
+COMMENT ON FUNCTION api.set_password(bigint, text) IS
+    'Admin: sets a user''s password (at least 10 characters; also unlocks the account) and ends all their '
+    'sessions.';
+
+GRANT EXECUTE ON FUNCTION api.logout(), api.change_password(text, text)
+    TO dl_annotator, dl_reviewer, dl_admin, dl_analyst;
+GRANT EXECUTE ON FUNCTION api.set_password(bigint, text) TO dl_admin;

@@ -11,6 +11,8 @@ SELECT set_eq($$
   $$ SELECT f || ':dl_' || r FROM (VALUES
         ('health', '{anon,annotator,reviewer,admin,analyst}'::text[]),
         ('login', '{anon}'), ('me', '{annotator,reviewer,admin,analyst}'),
+        ('logout', '{annotator,reviewer,admin,analyst}'), ('change_password', '{annotator,reviewer,admin,analyst}'),
+        ('set_password', '{admin}'),
         ('create_user', '{admin}'), ('set_user_roles', '{admin}'), ('set_vacation', '{annotator,reviewer,admin}'),
         ('create_project', '{admin}'), ('add_project_member', '{admin}'), ('register_image', '{admin}'),
         ('upsert_taxonomy_node', '{admin}'), ('set_descriptor_schema', '{admin}'),

@@ -4,10 +4,14 @@ CREATE OR REPLACE FUNCTION core.audit(p_action text, p_entity text, p_entity_id 
                                       p_before jsonb DEFAULT NULL, p_after jsonb DEFAULT NULL,
                                       p_actor bigint DEFAULT NULL)
 RETURNS void
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+-- PL/pgSQL, not SQL, on the hot paths of this schema: a SQL function with a SET clause is never inlined and so is
+-- parsed and planned on every call, where PL/pgSQL keeps its plans for the session.
+BEGIN
     INSERT INTO audit.event (actor_id, action, entity, entity_id, before, after, request_id)
     VALUES (coalesce(p_actor, auth.uid()), p_action, p_entity, p_entity_id, p_before, p_after,
-            auth.claims() ->> 'request_id')
+            auth.claims() ->> 'request_id');
+END
 $$;
 COMMENT ON FUNCTION core.audit(text, text, bigint, jsonb, jsonb, bigint) IS
     'Writes one audit.event for the current caller and request.';

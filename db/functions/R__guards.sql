@@ -113,10 +113,15 @@ END
 $$;
 
 CREATE OR REPLACE FUNCTION core.extend_lock(p_item core.work_item) RETURNS timestamptz
-LANGUAGE sql VOLATILE SET search_path = '' AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
+DECLARE
+    expires timestamptz;
+BEGIN
     UPDATE core.work_item w
        SET lock_expires_at = now() + make_interval(mins => (SELECT p.lock_minutes FROM core.project p
                                                               WHERE p.id = p_item.project_id))
      WHERE w.id = p_item.id
-    RETURNING w.lock_expires_at
+    RETURNING w.lock_expires_at INTO expires;
+    RETURN expires;
+END
 $$;

@@ -2,8 +2,10 @@
 -- the calling function declared. Nothing else -- no function, no admin in psql -- can move an item.
 
 CREATE OR REPLACE FUNCTION core.begin_action(p_action text) RETURNS void
-LANGUAGE sql VOLATILE SET search_path = '' AS $$
-    SELECT set_config('dl.action', p_action, true)
+LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
+BEGIN
+    PERFORM set_config('dl.action', p_action, true);
+END
 $$;
 COMMENT ON FUNCTION core.begin_action(text) IS 'Declares which workflow action the following item updates perform.';
 

@@ -2,10 +2,11 @@
 -- plus what they read: item_detail and my_queue.
 
 CREATE OR REPLACE FUNCTION core.item_document(p_item bigint, p_full boolean) RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = '' AS $$
+LANGUAGE plpgsql STABLE SET search_path = '' AS $$
 -- What a workspace needs to show an item. Run as the caller from item_detail (so RLS applies), and from the
--- definer functions that have just locked the item for the caller.
-    SELECT jsonb_build_object(
+-- definer functions that have just locked the item for the caller. PL/pgSQL so the plan is kept between calls.
+BEGIN
+    RETURN (SELECT jsonb_build_object(
         'id', w.id, 'project_id', w.project_id, 'status', w.status, 'priority', w.priority,
         'review_stage', w.review_stage, 'revision_seq', w.last_revision_seq,
         'annotator_id', w.annotator_id, 'assignee_id', w.assignee_id,
@@ -38,15 +39,18 @@ LANGUAGE sql STABLE SET search_path = '' AS $$
                     FROM core.work_item_flag f WHERE f.item_id = w.id))
         ELSE '{}'::jsonb END
       FROM core.work_item w JOIN core.image i ON i.id = w.image_id
-     WHERE w.id = p_item
+     WHERE w.id = p_item);
+END
 $$;
 
 CREATE OR REPLACE FUNCTION core.claim(p_item bigint, p_me bigint, p_minutes integer) RETURNS void
-LANGUAGE sql VOLATILE SET search_path = '' AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
+BEGIN
     UPDATE core.work_item w
        SET status = 'in_progress', annotator_id = p_me, assignee_id = p_me,
            locked_at = now(), lock_expires_at = now() + make_interval(mins => p_minutes)
-     WHERE w.id = p_item
+     WHERE w.id = p_item;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION api.next_item(project_id bigint)

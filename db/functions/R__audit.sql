@@ -28,7 +28,7 @@ DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['core.annotation_revision', 'core.review', 'audit.event'] LOOP
+    FOREACH t IN ARRAY ARRAY['core.annotation_revision', 'core.review', 'core.review_hint', 'audit.event'] LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS append_only ON %s', t);
         EXECUTE format('CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON %s
                         FOR EACH ROW EXECUTE FUNCTION core.refuse_change()', t);

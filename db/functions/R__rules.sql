@@ -7,9 +7,9 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
                               'metadata_filter', r.metadata_filter, 'max_items', r.max_items,
                               'priority', r.priority, 'annotations_per_image', r.annotations_per_image,
                               'expertise', r.expertise, 'pool_user_ids', to_jsonb(r.pool_user_ids),
-                              'active', r.active,
+                              'active', r.active, 'gold_rate', r.gold_rate,
                               'items', (SELECT count(*) FROM core.work_item w
-                                         WHERE w.rule_id = r.id AND w.status <> 'cancelled'))
+                                         WHERE w.rule_id = r.id AND w.status <> 'cancelled' AND NOT w.gold_check))
       FROM core.work_rule r WHERE r.id = p_rule
 $$;
 
@@ -27,7 +27,8 @@ BEGIN
     IF NOT FOUND OR NOT r.active THEN
         RETURN 0;
     END IF;
-    SELECT count(*) INTO used FROM core.work_item w WHERE w.rule_id = r.id AND w.status <> 'cancelled';
+    SELECT count(*) INTO used FROM core.work_item w
+     WHERE w.rule_id = r.id AND w.status <> 'cancelled' AND NOT w.gold_check;
     room := r.max_items - used;
     IF room <= 0 THEN
         RETURN 0;
@@ -90,6 +91,9 @@ BEGIN
                                                                 AND m.user_id = u)) THEN
         PERFORM core.invalid('pool_user_ids', 'every pool member must belong to the project');
     END IF;
+    IF p_rule.gold_rate IS NULL OR p_rule.gold_rate < 0 OR p_rule.gold_rate > 0.5 THEN
+        PERFORM core.invalid('gold_rate', 'must be between 0 and 0.5');
+    END IF;
 END
 $$;
 
@@ -116,6 +120,7 @@ BEGIN
     r.expertise := expertise;
     r.pool_user_ids := pool_user_ids;
     r.active := coalesce(active, true);
+    r.gold_rate := 0;  -- set with update_work_rule once the project has gold standards
     PERFORM core.check_rule_fields(r);
     INSERT INTO core.work_rule (project_id, name, source_classes, upload_batch, metadata_filter, max_items,
                                 priority, annotations_per_image, expertise, pool_user_ids, active, created_by)
@@ -150,7 +155,7 @@ BEGIN
     END IF;
     FOR k IN SELECT jsonb_object_keys(patch) LOOP
         IF k NOT IN ('name', 'source_classes', 'upload_batch', 'metadata_filter', 'max_items', 'priority',
-                     'annotations_per_image', 'expertise', 'pool_user_ids', 'active') THEN
+                     'annotations_per_image', 'expertise', 'pool_user_ids', 'active', 'gold_rate') THEN
             PERFORM core.invalid('patch.' || k, 'is not a field of a work rule');
         END IF;
     END LOOP;
@@ -165,7 +170,7 @@ BEGIN
     UPDATE core.work_rule x SET name = r.name, source_classes = r.source_classes, upload_batch = r.upload_batch,
            metadata_filter = r.metadata_filter, max_items = r.max_items, priority = r.priority,
            annotations_per_image = r.annotations_per_image, expertise = r.expertise,
-           pool_user_ids = r.pool_user_ids, active = r.active
+           pool_user_ids = r.pool_user_ids, active = r.active, gold_rate = r.gold_rate
      WHERE x.id = rule_id;
     PERFORM core.audit('update_work_rule', 'work_rule', rule_id, before, core.rule_json(rule_id));
     RETURN core.rule_json(rule_id);
@@ -173,7 +178,8 @@ END
 $$;
 COMMENT ON FUNCTION api.update_work_rule(bigint, jsonb) IS
     'Admin: changes the given fields of a rule (a JSON object; null clears an optional field). Lowering max_items '
-    'never deletes items; deactivating stops handing out its items.';
+    'never deletes items; deactivating stops handing out its items. gold_rate (0 to 0.5) mixes gold checks into '
+    'its annotators'' queues at that rate.';
 
 CREATE OR REPLACE FUNCTION api.generate_work_items(rule_id bigint)
 RETURNS jsonb

@@ -36,7 +36,12 @@ BEGIN
         'flags', (SELECT coalesce(jsonb_agg(jsonb_build_object('id', f.id, 'reason', f.reason, 'comment', f.comment,
                                             'raised_by', f.raised_by, 'created_at', f.created_at,
                                             'resolution', f.resolution) ORDER BY f.id), '[]')
-                    FROM core.work_item_flag f WHERE f.item_id = w.id))
+                    FROM core.work_item_flag f WHERE f.item_id = w.id),
+        -- for reviewers and admins (the policy shows annotators none; definer callers are reviewer functions)
+        'hints', (SELECT coalesce(jsonb_agg(jsonb_build_object('kind', h.kind, 'message', h.message,
+                                            'detail', h.detail, 'revision_id', h.revision_id,
+                                            'created_at', h.created_at) ORDER BY h.id), '[]')
+                    FROM core.review_hint h WHERE h.item_id = w.id))
         ELSE '{}'::jsonb END
       FROM core.work_item w JOIN core.image i ON i.id = w.image_id
      WHERE w.id = p_item);
@@ -78,6 +83,10 @@ BEGIN
        AND (w.status = 'edits_requested' OR w.assignee_id = me)
      ORDER BY (w.status = 'edits_requested') DESC, w.priority DESC, w.updated_at, w.id
      LIMIT 1 FOR UPDATE SKIP LOCKED;
+
+    IF picked IS NULL THEN
+        picked := core.gold_check_for(u, project_id);  -- at the rule's gold_rate, a gold check instead
+    END IF;
 
     <<hunt>>
     LOOP

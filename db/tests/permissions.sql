@@ -25,7 +25,9 @@ SELECT set_eq($$
         ('next_review', '{reviewer}'), ('approve', '{reviewer}'), ('request_changes', '{reviewer}'),
         ('set_item_priority', '{admin}'), ('reassign_item', '{admin}'), ('cancel_item', '{admin}'),
         ('resolve_flag', '{admin}'), ('open_flags', '{admin}'),
-        ('image_file', '{annotator,reviewer,admin}'), ('queue_stats', '{anon,admin,analyst}'), ('save_template', '{annotator}'), ('my_templates', '{annotator}'), ('delete_template', '{annotator}')
+        ('image_file', '{annotator,reviewer,admin}'), ('queue_stats', '{anon,admin,analyst}'), ('save_template', '{annotator}'), ('my_templates', '{annotator}'), ('delete_template', '{annotator}'),
+        ('set_gold', '{admin}'), ('create_consistency_rule', '{admin}'), ('set_consistency_rule_active', '{admin}'),
+        ('refresh_metrics', '{admin}'), ('metrics', '{admin,analyst}')
      ) AS g(f, roles), unnest(roles) AS r $$,
   'each api function is executable by exactly the roles that need it');
 

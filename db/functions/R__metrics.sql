@@ -1,0 +1,86 @@
+-- Refreshing the metrics views, and reading them for the dashboard.
+
+CREATE OR REPLACE FUNCTION metrics.refresh_all(p_trigger text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+-- One refresher at a time (an advisory lock; a second caller returns at once). CONCURRENTLY: readers keep
+-- reading the previous contents until this transaction commits.
+DECLARE
+    v text;
+    t0 timestamptz;
+    ms numeric;
+    done jsonb := '{}';
+    started timestamptz := clock_timestamp();
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(4471003002) THEN
+        RETURN jsonb_build_object('refreshed', false, 'reason', 'already_running');
+    END IF;
+    FOR v IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = 'metrics' AND c.relkind = 'm' ORDER BY c.relname LOOP
+        t0 := clock_timestamp();
+        EXECUTE format('REFRESH MATERIALIZED VIEW CONCURRENTLY metrics.%I', v);
+        ms := round(extract(epoch FROM clock_timestamp() - t0) * 1000, 1);
+        INSERT INTO metrics.refreshed_at AS r (view_name, refreshed_at, duration_ms, trigger)
+        VALUES (v, now(), ms, p_trigger)
+        ON CONFLICT ON CONSTRAINT refreshed_at_pkey DO UPDATE
+           SET refreshed_at = EXCLUDED.refreshed_at, duration_ms = EXCLUDED.duration_ms, trigger = EXCLUDED.trigger;
+        done := done || jsonb_build_object(v, ms);
+    END LOOP;
+    RETURN jsonb_build_object('refreshed', true, 'views_ms', done,
+                              'total_ms', round(extract(epoch FROM clock_timestamp() - started) * 1000, 1));
+END
+$$;
+COMMENT ON FUNCTION metrics.refresh_all(text) IS
+    'Refreshes every metrics view CONCURRENTLY unless another refresh is running. The app''s scheduler calls it '
+    'as its login role; admins call api.refresh_metrics.';
+REVOKE EXECUTE ON FUNCTION metrics.refresh_all(text) FROM PUBLIC;
+GRANT USAGE ON SCHEMA metrics TO dl_authenticator;
+GRANT EXECUTE ON FUNCTION metrics.refresh_all(text) TO dl_authenticator;
+
+CREATE OR REPLACE FUNCTION api.refresh_metrics()
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    out jsonb;
+BEGIN
+    PERFORM core.require_role('admin');
+    out := metrics.refresh_all('admin');
+    PERFORM core.audit('refresh_metrics', 'metrics', NULL, NULL, out);
+    RETURN out;
+END
+$$;
+COMMENT ON FUNCTION api.refresh_metrics() IS
+    'Admin: refreshes all metrics views now (they also refresh on a schedule); {refreshed: false} when a refresh '
+    'is already running. Returns the milliseconds each view took.';
+
+CREATE OR REPLACE FUNCTION api.metrics(project_id bigint, view text)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
+-- Analysts read every project (as in psql); admins their own projects.
+DECLARE
+    me bigint := core.require_signed_in();
+    rows jsonb;
+BEGIN
+    IF NOT auth.has_role('analyst') THEN
+        PERFORM core.require_role('admin');
+        PERFORM core.require_member(project_id);
+    END IF;
+    IF view IS NULL OR NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                    WHERE n.nspname = 'metrics' AND c.relkind = 'm' AND c.relname = view) THEN
+        PERFORM core.invalid('view', 'must be one of ' ||
+            (SELECT string_agg(c.relname, ', ' ORDER BY c.relname) FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'metrics' AND c.relkind = 'm'));
+    END IF;
+    EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(m) - ''project_id''), ''[]'') FROM metrics.%I m '
+                   'WHERE m.project_id = $1', view) INTO rows USING project_id;
+    RETURN jsonb_build_object('view', view, 'project_id', project_id, 'rows', rows,
+                              'refreshed_at', (SELECT r.refreshed_at FROM metrics.refreshed_at r
+                                                WHERE r.view_name = view));
+END
+$$;
+COMMENT ON FUNCTION api.metrics(bigint, text) IS
+    'Admin (own projects) or analyst (any): the rows of one metrics view for a project, and when it was last '
+    'refreshed. Views: queue_by_status, annotator_daily, review_outcome, class_distribution, flags_by_reason, '
+    'throughput, agreement_pair, agreement_project, gold_accuracy, review_hints.';
+
+GRANT EXECUTE ON FUNCTION api.refresh_metrics() TO dl_admin;
+GRANT EXECUTE ON FUNCTION api.metrics(bigint, text) TO dl_admin, dl_analyst;

@@ -49,25 +49,27 @@ def status_for(sqlstate: str, anonymous: bool) -> int:
 
 
 def from_sql(exc: psycopg.Error, anonymous: bool, request_id: str) -> Response[bytes]:
+    return from_api(as_api_error(exc, anonymous, request_id))
+
+
+def as_api_error(exc: psycopg.Error, anonymous: bool, request_id: str) -> ApiError:
+    """The HTTP error for a SQL error (DESIGN.md's mapping), for handlers that raise rather than return."""
     diag = exc.diag
     state = diag.sqlstate or ""
     status = status_for(state, anonymous)
     if status >= 500 and status != 503:
         # details only in the log: never row contents, never internals, to the client
         log.error("request %s: unexpected SQL error %s: %s", request_id, state, diag.message_primary)
-        return Response(body(state or "XX000", "internal error", {"request_id": request_id}), status_code=500,
-                        media_type=JSON)
+        return ApiError(500, state or "XX000", "internal error", {"request_id": request_id})
     if status == 503:
         log.warning("request %s: database unavailable (%s): %s", request_id, state, diag.message_primary)
-        return Response(body(state, "the database is unavailable, try again shortly"), status_code=503,
-                        media_type=JSON, headers={"Retry-After": "1"})
+        return ApiError(503, state, "the database is unavailable, try again shortly", headers={"Retry-After": "1"})
     details: object = diag.message_detail
     if diag.column_name:  # our validation errors name the field here
         details = {"field": diag.column_name, "detail": diag.message_detail}
     if state in ("23503", "23505", "23502", "23514") and not diag.column_name:
         details = None  # constraint details can quote row values: keep them out of responses
-    return Response(body(state, diag.message_primary or "error", details, diag.message_hint), status_code=status,
-                    media_type=JSON)
+    return ApiError(status, state, diag.message_primary or "error", details, diag.message_hint)
 
 
 def from_api(exc: ApiError) -> Response[bytes]:

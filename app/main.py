@@ -18,6 +18,7 @@ from . import config, errors
 from .auth import Tokens, load_secret
 from .db import app_conninfo, make_pool
 from .errors import JSON, ApiError
+from .dashboard import dashboard, dashboard_csv
 from .health import healthz
 from .images import image, thumbnail, upload
 from .logs import access_log
@@ -25,6 +26,7 @@ from .metrics import config as prometheus, metrics
 from .oidc import OidcConfig, oidc_callback, oidc_login
 from .routes import login, logout, openapi_json, rpc_get, rpc_post, schema_page
 from .ratelimit import RateLimiter
+from .refresher import interval_from_env, refresh_forever
 from .rpc import Catalog, listen_for_reload
 from .storage import from_env as storage_from_env
 
@@ -66,18 +68,21 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
             await catalog.load(pool, timeout=3)
         except Exception as exc:  # the database may not be up yet: the listener retries and loads it then
             log.warning("route table not loaded at start-up: %s", exc)
-        listener = asyncio.create_task(listen_for_reload(conninfo, catalog, pool))
+        tasks = [asyncio.create_task(listen_for_reload(conninfo, catalog, pool))]
+        if (every := interval_from_env()) > 0:
+            tasks.append(asyncio.create_task(refresh_forever(pool, every)))
         try:
             yield
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await pool.close()
 
     return Litestar(
         route_handlers=[healthz, login, logout, rpc_post, rpc_get, openapi_json, upload, image, thumbnail, metrics,
-                        oidc_login, oidc_callback, schema_page,
+                        oidc_login, oidc_callback, schema_page, dashboard, dashboard_csv,
                         create_static_files_router(path="/static", directories=[config.ROOT / "web" / "static"])],
         template_config=TemplateConfig(directory=config.ROOT / "web" / "templates", engine=JinjaTemplateEngine),
         middleware=[access_log, prometheus.middleware],

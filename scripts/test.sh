@@ -7,13 +7,17 @@ PY=${PY:-.venv/bin/python}
 
 major=$("$PY" -c 'from app.cluster import pg_bin; print(pg_bin().parent.name)') || exit 2
 sharedir=/usr/share/postgresql/$major/extension
-if [[ ! -f $sharedir/pgtap.control ]] || ! command -v pg_prove >/dev/null; then
-    pkgs="postgresql-$major-pgtap libtap-parser-sourcehandler-pgtap-perl"
+# What the tests need from Debian: pgTAP + pg_prove, and chromium for the browser tests (Playwright drives it).
+pkgs=""
+[[ -f $sharedir/pgtap.control ]] && command -v pg_prove >/dev/null \
+    || pkgs="postgresql-$major-pgtap libtap-parser-sourcehandler-pgtap-perl"
+[[ -x /usr/bin/chromium ]] || pkgs="$pkgs chromium"
+if [[ -n $pkgs ]]; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
         echo "installing $pkgs"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null || exit 2
     else
-        echo "make test needs pgTAP and pg_prove: sudo apt-get install $pkgs" >&2
+        echo "make test needs: sudo apt-get install $pkgs" >&2
         exit 2
     fi
 fi

@@ -98,6 +98,7 @@ JWT_SECRET = "test-secret-0123456789-0123456789-0123456789"
 @pytest.fixture(scope="session")
 def app_server(database_url: str):
     # many sign-ins from one address in a few seconds: the limits have their own test and server
-    server = start_app(database_url, {"DL_JWT_SECRET": JWT_SECRET, "DL_RATE_LOGIN": "off", "DL_RATE_RPC": "off"})
+    server = start_app(database_url, {"DL_JWT_SECRET": JWT_SECRET, "DL_RATE_LOGIN": "off", "DL_RATE_RPC": "off",
+                                        "DL_METRICS_REFRESH_SECONDS": "0"})
     yield server
     stop_app(server)

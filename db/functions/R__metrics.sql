@@ -1,7 +1,8 @@
 -- Refreshing the metrics views, and reading them for the dashboard.
 
 CREATE OR REPLACE FUNCTION metrics.refresh_all(p_trigger text) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' SET work_mem = '256MB' AS $$
+-- work_mem: the views sort and hash millions of rows (medians, distinct counts); in memory, not on disk.
 -- One refresher at a time (an advisory lock; a second caller returns at once). CONCURRENTLY: readers keep
 -- reading the previous contents until this transaction commits.
 DECLARE

@@ -75,28 +75,36 @@ COMMENT ON MATERIALIZED VIEW metrics.queue_by_status IS
     'refresh time; new: since created, review: since submitted, others: since the last change).';
 
 CREATE MATERIALIZED VIEW metrics.annotator_daily AS
-    WITH ev AS (
+    -- each source aggregated on its own first, so only small per-day groups are joined (not millions of events)
+    WITH sub AS (
         SELECT w.project_id, r.author_id AS annotator_id, (r.created_at AT TIME ZONE 'UTC')::date AS day,
-               1 AS submitted, extract(epoch FROM r.created_at - r.locked_at) AS active_seconds,
-               0 AS approved_first_review, 0 AS changes_requested, 0 AS rejected_images
+               count(*) AS submitted,
+               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.created_at - r.locked_at))
+                     ::numeric, 1) AS median_active_seconds,
+               round(count(*) / nullif(sum(extract(epoch FROM r.created_at - r.locked_at)) / 3600, 0), 1)
+                   AS items_per_hour
           FROM core.annotation_revision r JOIN core.work_item w ON w.id = r.item_id
-        UNION ALL
-        SELECT w.project_id, r.author_id, (v.created_at AT TIME ZONE 'UTC')::date, 0, NULL,
-               (v.decision = 'approved' AND v.stage = 1 AND r.revision_seq = 1)::int,
-               (v.decision = 'changes_requested')::int, 0
+         GROUP BY 1, 2, 3),
+    rev AS (
+        SELECT w.project_id, r.author_id AS annotator_id, (v.created_at AT TIME ZONE 'UTC')::date AS day,
+               count(*) FILTER (WHERE v.decision = 'approved' AND v.stage = 1 AND r.revision_seq = 1)
+                   AS approved_first_review,
+               count(*) FILTER (WHERE v.decision = 'changes_requested') AS changes_requested
           FROM core.review v JOIN core.annotation_revision r ON r.id = v.revision_id
           JOIN core.work_item w ON w.id = v.item_id
-        UNION ALL
-        SELECT w.project_id, f.raised_by, (f.created_at AT TIME ZONE 'UTC')::date, 0, NULL, 0, 0, 1
-          FROM core.work_item_flag f JOIN core.work_item w ON w.id = f.item_id)
+         GROUP BY 1, 2, 3),
+    rej AS (
+        SELECT w.project_id, f.raised_by AS annotator_id, (f.created_at AT TIME ZONE 'UTC')::date AS day,
+               count(*) AS rejected_images
+          FROM core.work_item_flag f JOIN core.work_item w ON w.id = f.item_id
+         GROUP BY 1, 2, 3)
     SELECT project_id, annotator_id, day,
-           sum(submitted)::bigint AS submitted,
-           sum(approved_first_review)::bigint AS approved_first_review,
-           sum(changes_requested)::bigint AS changes_requested,
-           sum(rejected_images)::bigint AS rejected_images,
-           round(percentile_cont(0.5) WITHIN GROUP (ORDER BY active_seconds)::numeric, 1) AS median_active_seconds,
-           round(sum(submitted) / nullif(sum(active_seconds) / 3600, 0), 1) AS items_per_hour
-      FROM ev GROUP BY project_id, annotator_id, day;
+           coalesce(sub.submitted, 0) AS submitted,
+           coalesce(rev.approved_first_review, 0) AS approved_first_review,
+           coalesce(rev.changes_requested, 0) AS changes_requested,
+           coalesce(rej.rejected_images, 0) AS rejected_images,
+           sub.median_active_seconds, sub.items_per_hour
+      FROM sub FULL JOIN rev USING (project_id, annotator_id, day) FULL JOIN rej USING (project_id, annotator_id, day);
 CREATE UNIQUE INDEX ON metrics.annotator_daily (project_id, annotator_id, day);
 COMMENT ON MATERIALIZED VIEW metrics.annotator_daily IS
     'Per annotator and UTC day: revisions submitted, first revisions approved at the first review stage, changes '
@@ -154,21 +162,23 @@ COMMENT ON MATERIALIZED VIEW metrics.flags_by_reason IS
     'Rejected images per reason: all, still open, restored to the queue, removed.';
 
 CREATE MATERIALIZED VIEW metrics.throughput AS
+    -- per hour from each source, then days rolled up from the hours
     WITH ev AS (
-        SELECT w.project_id, r.created_at AS at, 1 AS submitted, 0 AS approved, 0 AS changes_requested,
-               0 AS rejected
-          FROM core.annotation_revision r JOIN core.work_item w ON w.id = r.item_id
+        SELECT w.project_id, date_trunc('hour', r.created_at, 'UTC') AS hour, count(*) AS submitted,
+               0::bigint AS approved, 0::bigint AS changes_requested, 0::bigint AS rejected
+          FROM core.annotation_revision r JOIN core.work_item w ON w.id = r.item_id GROUP BY 1, 2
         UNION ALL
-        SELECT w.project_id, v.created_at, 0, (v.decision = 'approved')::int, (v.decision = 'changes_requested')::int, 0
-          FROM core.review v JOIN core.work_item w ON w.id = v.item_id
+        SELECT w.project_id, date_trunc('hour', v.created_at, 'UTC'), 0, count(*) FILTER (WHERE v.decision = 'approved'),
+               count(*) FILTER (WHERE v.decision = 'changes_requested'), 0
+          FROM core.review v JOIN core.work_item w ON w.id = v.item_id GROUP BY 1, 2
         UNION ALL
-        SELECT w.project_id, f.created_at, 0, 0, 0, 1
-          FROM core.work_item_flag f JOIN core.work_item w ON w.id = f.item_id)
-    SELECT ev.project_id, g.granularity, date_trunc(g.granularity, ev.at, 'UTC') AS bucket,
+        SELECT w.project_id, date_trunc('hour', f.created_at, 'UTC'), 0, 0, 0, count(*)
+          FROM core.work_item_flag f JOIN core.work_item w ON w.id = f.item_id GROUP BY 1, 2)
+    SELECT ev.project_id, g.granularity, date_trunc(g.granularity, ev.hour, 'UTC') AS bucket,
            sum(submitted)::bigint AS submitted, sum(approved)::bigint AS approved,
            sum(changes_requested)::bigint AS changes_requested, sum(rejected)::bigint AS rejected
       FROM ev CROSS JOIN (VALUES ('hour'), ('day')) AS g (granularity)
-     GROUP BY ev.project_id, g.granularity, date_trunc(g.granularity, ev.at, 'UTC');
+     GROUP BY ev.project_id, g.granularity, date_trunc(g.granularity, ev.hour, 'UTC');
 CREATE UNIQUE INDEX ON metrics.throughput (project_id, granularity, bucket);
 COMMENT ON MATERIALIZED VIEW metrics.throughput IS
     'Revisions submitted, reviews approving or requesting changes, and images rejected per UTC hour and day.';
@@ -194,10 +204,9 @@ CREATE MATERIALIZED VIEW metrics.agreement_project AS
     SELECT f.project_id, f.dimension, count(DISTINCT f.image_id) AS images, count(*) AS ratings,
            count(DISTINCT f.rater_id) AS raters,
            round(core.fleiss_kappa(array_agg(f.image_id), array_agg(f.label)), 4) AS fleiss_kappa
-      FROM core.final_rating f
-     WHERE (f.project_id, f.dimension, f.image_id) IN (
-               SELECT project_id, dimension, image_id FROM core.final_rating
-                GROUP BY project_id, dimension, image_id HAVING count(*) >= 2)
+      FROM (SELECT r.*, count(*) OVER (PARTITION BY r.project_id, r.dimension, r.image_id) AS n
+              FROM core.final_rating r) f
+     WHERE f.n >= 2
      GROUP BY f.project_id, f.dimension;
 CREATE UNIQUE INDEX ON metrics.agreement_project (project_id, dimension);
 COMMENT ON MATERIALIZED VIEW metrics.agreement_project IS

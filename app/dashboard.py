@@ -1,0 +1,65 @@
+"""The metrics dashboard (admins, analysts): the metrics views as tables and inline SVG charts, and each table as
+CSV. Every number comes from api.metrics, which decides who may see which project."""
+from __future__ import annotations
+
+import csv
+import io
+
+import msgspec
+import psycopg
+from litestar import Request, Response, get
+from litestar.datastructures import State
+from litestar.response import Template
+
+from . import errors, rpc
+from .auth import identify
+from .charts import bars, hbars
+from .errors import ApiError
+from .routes import request_id
+
+VIEWS = ("queue_by_status", "throughput", "annotator_daily", "review_outcome", "agreement_pair",
+         "agreement_project", "class_distribution", "gold_accuracy", "flags_by_reason", "review_hints")
+
+
+async def _view(request: Request, state: State, project: int, view: str) -> dict:
+    caller = identify(request, state.tokens)
+    rid = request_id(request)
+    try:
+        out = await rpc.call(state.pool, state.catalog.get("metrics"), caller, {"project_id": project, "view": view},
+                             rid)
+    except psycopg.Error as exc:
+        raise errors.as_api_error(exc, caller.anonymous, rid) from None
+    return msgspec.json.decode(out)
+
+
+@get("/dashboard")
+async def dashboard(request: Request, state: State, project: int) -> Template:
+    data = {v: await _view(request, state, project, v) for v in VIEWS}
+    rows = {v: d["rows"] for v, d in data.items()}
+    daily = sorted((r for r in rows["throughput"] if r["granularity"] == "day"), key=lambda r: r["bucket"])[-30:]
+    charts = {
+        "queue": hbars([(r["status"], r["items"]) for r in sorted(rows["queue_by_status"], key=lambda r: r["status"])]),
+        "submitted": bars([(r["bucket"][:10], r["submitted"]) for r in daily]),
+        "approved": bars([(r["bucket"][:10], r["approved"]) for r in daily]),
+        "classes": hbars([(r["code"], r["items"]) for r in sorted(rows["class_distribution"],
+                                                                   key=lambda r: -r["items"])[:15]]),
+    }
+    refreshed = max((d["refreshed_at"] or "" for d in data.values()), default="") or None
+    return Template(template_name="dashboard.html",
+                    context={"project": project, "rows": rows, "charts": charts, "views": VIEWS,
+                             "refreshed": refreshed})
+
+
+@get("/dashboard/{filename:str}")
+async def dashboard_csv(request: Request, state: State, filename: str, project: int) -> Response[bytes]:
+    view = filename.removesuffix(".csv")
+    if view not in VIEWS or not filename.endswith(".csv"):
+        raise ApiError(404, "PT404", f"no metrics view {view}", hint=f"One of {', '.join(VIEWS)}.")
+    rows = (await _view(request, state, project, view))["rows"]
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return Response(out.getvalue().encode(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{view}-project-{project}.csv"'})

@@ -1,0 +1,30 @@
+"""The metrics refresh schedule: every DL_METRICS_REFRESH_SECONDS (default 60; 0 turns it off) the app asks SQL to
+refresh the metrics views. SQL lets one refresher run at a time, so any number of app processes may schedule it."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger("dermlabel.metrics")
+
+
+def interval_from_env() -> float:
+    return float(os.environ.get("DL_METRICS_REFRESH_SECONDS", "60"))
+
+
+async def refresh_forever(pool: AsyncConnectionPool, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            async with pool.connection() as conn:
+                cur = await conn.execute("SELECT metrics.refresh_all('schedule')::text")
+                out = (await cur.fetchone())[0]
+                await conn.commit()
+            log.info("metrics refresh: %s", out)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database may be restarting: try again next time
+            log.warning("metrics refresh failed: %s", exc)

@@ -1,0 +1,24 @@
+"""Headless Chromium (the Debian package) driven by Playwright, for the UI tests."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from playwright.sync_api import Page, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage"]
+
+
+@contextmanager
+def signed_in_page(base_url: str, email: str, password: str) -> Iterator[Page]:
+    """A page whose browser context holds the session cookies of a real sign-in."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            context = browser.new_context(base_url=base_url)
+            r = context.request.post("/auth/login", data={"email": email, "password": password})
+            assert r.status == 200, r.text()
+            yield context.new_page()
+        finally:
+            browser.close()

@@ -257,6 +257,22 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION core.replace_password(p_user bigint, p_password text, p_reason text) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+-- A new password (also unlocks the account) ends every session of the user; returns how many ended.
+BEGIN
+    UPDATE auth."user" u
+       SET password_hash = public.crypt(core.check_new_password(p_password), public.gen_salt('bf', 10)),
+           password_changed_at = now(), failed_logins = 0, locked_until = NULL
+     WHERE u.id = p_user;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'user % not found', p_user USING ERRCODE = 'P0002';
+    END IF;
+    RETURN core.revoke_sessions(p_user, p_reason);
+END
+$$;
+REVOKE EXECUTE ON FUNCTION core.replace_password(bigint, text, text) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION api.change_password(current_password text, new_password text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
@@ -269,11 +285,7 @@ BEGIN
     IF hash IS NULL OR hash <> public.crypt(coalesce(current_password, ''), hash) THEN
         PERFORM core.invalid('current_password', 'is not your current password');
     END IF;
-    UPDATE auth."user" u
-       SET password_hash = public.crypt(core.check_new_password(new_password), public.gen_salt('bf', 10)),
-           password_changed_at = now(), failed_logins = 0, locked_until = NULL
-     WHERE u.id = me;
-    ended := core.revoke_sessions(me, 'password_changed');
+    ended := core.replace_password(me, new_password, 'password_changed');
     PERFORM core.audit('change_password', 'user', me, NULL, jsonb_build_object('sessions_ended', ended), me);
     RETURN jsonb_build_object('ok', true, 'sessions_ended', ended);
 END
@@ -289,14 +301,7 @@ DECLARE
     ended integer;
 BEGIN
     PERFORM core.require_role('admin');
-    UPDATE auth."user" u
-       SET password_hash = public.crypt(core.check_new_password(new_password), public.gen_salt('bf', 10)),
-           password_changed_at = now(), failed_logins = 0, locked_until = NULL
-     WHERE u.id = set_password.user_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'user % not found', set_password.user_id USING ERRCODE = 'P0002';
-    END IF;
-    ended := core.revoke_sessions(set_password.user_id, 'password_reset');
+    ended := core.replace_password(set_password.user_id, new_password, 'password_reset');
     PERFORM core.audit('set_password', 'user', set_password.user_id, NULL,
                        jsonb_build_object('sessions_ended', ended));
     RETURN jsonb_build_object('ok', true, 'sessions_ended', ended);

@@ -1,5 +1,13 @@
 -- Refreshing the metrics views, and reading them for the dashboard.
 
+CREATE OR REPLACE FUNCTION core.metrics_views() RETURNS text[]
+LANGUAGE sql STABLE SET search_path = '' AS $$
+    SELECT coalesce(array_agg(c.relname::text ORDER BY c.relname), '{}')
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = 'metrics' AND c.relkind = 'm'
+$$;
+COMMENT ON FUNCTION core.metrics_views() IS 'The materialized views of schema metrics, by name.';
+
 CREATE OR REPLACE FUNCTION metrics.refresh_all(p_trigger text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' SET work_mem = '256MB' AS $$
 -- work_mem: the views sort and hash millions of rows (medians, distinct counts); in memory, not on disk.
@@ -15,8 +23,7 @@ BEGIN
     IF NOT pg_try_advisory_xact_lock(4471003002) THEN
         RETURN jsonb_build_object('refreshed', false, 'reason', 'already_running');
     END IF;
-    FOR v IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE n.nspname = 'metrics' AND c.relkind = 'm' ORDER BY c.relname LOOP
+    FOREACH v IN ARRAY core.metrics_views() LOOP
         t0 := clock_timestamp();
         EXECUTE format('REFRESH MATERIALIZED VIEW CONCURRENTLY metrics.%I', v);
         ms := round(extract(epoch FROM clock_timestamp() - t0) * 1000, 1);
@@ -65,11 +72,8 @@ BEGIN
         PERFORM core.require_role('admin');
         PERFORM core.require_member(project_id);
     END IF;
-    IF view IS NULL OR NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                    WHERE n.nspname = 'metrics' AND c.relkind = 'm' AND c.relname = view) THEN
-        PERFORM core.invalid('view', 'must be one of ' ||
-            (SELECT string_agg(c.relname, ', ' ORDER BY c.relname) FROM pg_class c
-               JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'metrics' AND c.relkind = 'm'));
+    IF view IS NULL OR NOT view = ANY (core.metrics_views()) THEN
+        PERFORM core.invalid('view', 'must be one of ' || array_to_string(core.metrics_views(), ', '));
     END IF;
     EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(m) - ''project_id''), ''[]'') FROM metrics.%I m '
                    'WHERE m.project_id = $1', view) INTO rows USING project_id;

@@ -52,6 +52,9 @@ def test_admin_refreshes_and_analyst_reads(app_server, world):
         assert r.status_code == 200
         assert {row["status"]: row["items"] for row in r.json()["rows"]}["done"] == 3
         assert r.json()["refreshed_at"]
+        r = c.get("/rpc/metrics", params={"project_id": world["project"]}, headers=analyst)  # every view at once
+        assert r.status_code == 200 and len(r.json()) == 10
+        assert r.json()["queue_by_status"]["rows"] and r.json()["agreement_pair"]["rows"] == []
 
 
 def test_who_may_not_read_metrics(app_server, world, database_url):
@@ -149,6 +152,7 @@ def test_dashboard_page_and_csv(app_server, world):
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(r.text)))
         assert {row["status"]: row["items"] for row in rows}["done"] == "3"
-        assert c.get("/dashboard/pg_authid.csv", params={"project": world["project"]}, headers=admin).status_code == 404
+        r = c.get("/dashboard/pg_authid.csv", params={"project": world["project"]}, headers=admin)
+        assert r.status_code == 400 and r.json()["details"]["field"] == "view"  # SQL knows the views
         anon = c.get("/dashboard", params={"project": world["project"]})
         assert anon.status_code == 401 and json.loads(anon.text)["code"]

@@ -60,32 +60,45 @@ COMMENT ON FUNCTION api.refresh_metrics() IS
     'Admin: refreshes all metrics views now (they also refresh on a schedule); {refreshed: false} when a refresh '
     'is already running. Returns the milliseconds each view took.';
 
-CREATE OR REPLACE FUNCTION api.metrics(project_id bigint, view text)
+CREATE OR REPLACE FUNCTION core.metrics_rows(p_project bigint, p_view text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+-- One view's rows for a project, and when it was refreshed. p_view must be one of core.metrics_views().
+DECLARE
+    rows jsonb;
+BEGIN
+    EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(m) - ''project_id''), ''[]'') FROM metrics.%I m '
+                   'WHERE m.project_id = $1', p_view) INTO rows USING p_project;
+    RETURN jsonb_build_object('view', p_view, 'project_id', p_project, 'rows', rows,
+                              'refreshed_at', (SELECT r.refreshed_at FROM metrics.refreshed_at r
+                                                WHERE r.view_name = p_view));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION api.metrics(project_id bigint, view text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
 -- Analysts read every project (as in psql); admins their own projects.
 DECLARE
     me bigint := core.require_signed_in();
-    rows jsonb;
 BEGIN
     IF NOT auth.has_role('analyst') THEN
         PERFORM core.require_role('admin');
         PERFORM core.require_member(project_id);
     END IF;
-    IF view IS NULL OR NOT view = ANY (core.metrics_views()) THEN
+    IF view IS NULL THEN  -- the whole dashboard in one call
+        RETURN (SELECT jsonb_object_agg(v, core.metrics_rows(project_id, v)) FROM unnest(core.metrics_views()) v);
+    END IF;
+    IF NOT view = ANY (core.metrics_views()) THEN
         PERFORM core.invalid('view', 'must be one of ' || array_to_string(core.metrics_views(), ', '));
     END IF;
-    EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(m) - ''project_id''), ''[]'') FROM metrics.%I m '
-                   'WHERE m.project_id = $1', view) INTO rows USING project_id;
-    RETURN jsonb_build_object('view', view, 'project_id', project_id, 'rows', rows,
-                              'refreshed_at', (SELECT r.refreshed_at FROM metrics.refreshed_at r
-                                                WHERE r.view_name = view));
+    RETURN core.metrics_rows(project_id, view);
 END
 $$;
 COMMENT ON FUNCTION api.metrics(bigint, text) IS
-    'Admin (own projects) or analyst (any): the rows of one metrics view for a project, and when it was last '
-    'refreshed. Views: queue_by_status, annotator_daily, review_outcome, class_distribution, flags_by_reason, '
-    'throughput, agreement_pair, agreement_project, gold_accuracy, review_hints.';
+    'Admin (own projects) or analyst (any): {view, rows, refreshed_at} of one metrics view for a project, or '
+    'without view an object of every view. Views: queue_by_status, annotator_daily, review_outcome, '
+    'class_distribution, flags_by_reason, throughput, agreement_pair, agreement_project, gold_accuracy, '
+    'review_hints.';
 
 GRANT EXECUTE ON FUNCTION api.refresh_metrics() TO dl_admin;
 GRANT EXECUTE ON FUNCTION api.metrics(bigint, text) TO dl_admin, dl_analyst;

@@ -58,8 +58,8 @@ def setup(conn: psycopg.Connection) -> None:
     conn.execute("""
         INSERT INTO core.review (item_id, revision_id, stage, reviewer_id, decision, comment, created_at)
         SELECT r.item_id, r.id, 1, %(u0)s + (r.author_id - %(u0)s + 1) %% %(a)s,
-               CASE WHEN r.revision_seq < w.last_revision_seq OR w.status = 'review' AND false
-                    THEN 'changes_requested' ELSE 'approved' END::core.review_decision,
+               CASE WHEN r.revision_seq < w.last_revision_seq THEN 'changes_requested'
+                    ELSE 'approved' END::core.review_decision,
                CASE WHEN r.revision_seq < w.last_revision_seq THEN 'again' ELSE '' END,
                r.created_at + interval '2 hours'
           FROM core.annotation_revision r JOIN core.work_item w ON w.id = r.item_id

@@ -207,13 +207,6 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 $$;
 REVOKE EXECUTE ON FUNCTION core.revoke_sessions(bigint, text) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION core.session_id(p_session text) RETURNS uuid
-LANGUAGE sql IMMUTABLE SET search_path = '' AS $$
-    -- the sid claim as a uuid, NULL when it is not one (no exception block: this runs on every request)
-    SELECT CASE WHEN p_session ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                THEN p_session::uuid END
-$$;
-
 CREATE OR REPLACE FUNCTION auth.check_session(p_user bigint, p_session text) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
 -- Runs first in every request's statement, as the login role, before the caller's role is taken. Anonymous
@@ -223,12 +216,13 @@ BEGIN
         RETURN true;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM auth.session s JOIN auth."user" u ON u.id = s.user_id
-                    WHERE s.id = core.session_id(p_session) AND s.user_id = p_user AND s.revoked_at IS NULL
-                      AND u.active) THEN
+                    WHERE s.id = p_session::uuid AND s.user_id = p_user AND s.revoked_at IS NULL AND u.active) THEN
         RAISE EXCEPTION 'your session has ended' USING ERRCODE = 'PT401',
             HINT = 'Sign in again (after signing out, a password change or deactivation, old tokens stop working).';
     END IF;
     RETURN true;
+EXCEPTION WHEN invalid_text_representation THEN
+    RAISE EXCEPTION 'your session has ended' USING ERRCODE = 'PT401', HINT = 'Sign in again.';
 END
 $$;
 COMMENT ON FUNCTION auth.check_session(bigint, text) IS
@@ -245,7 +239,7 @@ DECLARE
     sid text := auth.claims() ->> 'sid';
 BEGIN
     UPDATE auth.session s SET revoked_at = now(), revoked_reason = 'logout'
-     WHERE s.id = core.session_id(sid) AND s.user_id = me AND s.revoked_at IS NULL;
+     WHERE s.id::text = sid AND s.user_id = me AND s.revoked_at IS NULL;
     PERFORM core.audit('logout', 'user', me, NULL, NULL, me);
     RETURN jsonb_build_object('ok', true);
 END

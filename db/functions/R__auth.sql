@@ -238,8 +238,9 @@ DECLARE
     me bigint := core.require_signed_in();
     sid text := auth.claims() ->> 'sid';
 BEGIN
+    -- the request's session check already proved sid a live session of mine: it is a well-formed uuid
     UPDATE auth.session s SET revoked_at = now(), revoked_reason = 'logout'
-     WHERE s.id::text = sid AND s.user_id = me AND s.revoked_at IS NULL;
+     WHERE s.id = sid::uuid AND s.user_id = me AND s.revoked_at IS NULL;
     PERFORM core.audit('logout', 'user', me, NULL, NULL, me);
     RETURN jsonb_build_object('ok', true);
 END

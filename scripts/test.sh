@@ -37,7 +37,10 @@ psql -q -X -v ON_ERROR_STOP=1 "$DATABASE_URL" -f db/test_support/helpers.sql || 
 
 status=0
 echo "== pg_prove db/tests"
-pg_prove -h "$tmp/run" -p "$port" -U postgres -d dermlabel --ext .sql -r db/tests || status=1
-echo "== pytest tests/"
-"$PY" -m pytest -q "$@" || status=1
+# TAP=db/tests/x.sql narrows pg_prove to some files; PYTEST=0 skips pytest (for quick loops while developing)
+pg_prove -h "$tmp/run" -p "$port" -U postgres -d dermlabel --ext .sql -r ${TAP:-db/tests} || status=1
+if [[ ${PYTEST:-1} != 0 ]]; then
+    echo "== pytest tests/"
+    "$PY" -m pytest -q "$@" || status=1
+fi
 exit $status

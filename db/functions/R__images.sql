@@ -10,7 +10,9 @@ BEGIN
     -- runs under the caller's row-level security: an image outside their projects is simply not found
     SELECT jsonb_build_object('id', i.id, 'storage_key', i.storage_key, 'media_type', i.media_type,
                               'sha256', i.sha256, 'thumb_key', 'thumbs/' || i.project_id || '/' || i.sha256 || '.jpg',
-                              'status', i.status)
+                              'status', i.status,
+                              'standardised_key', (core.ai_latest(i.id, 'crop')).payload -> 'standardised'
+                                                  ->> 'storage_key')
       INTO doc FROM core.image i WHERE i.id = image_file.image_id AND i.status <> 'removed';
     IF doc IS NULL THEN
         RAISE EXCEPTION 'image % not found', image_id USING ERRCODE = 'P0002';

@@ -21,7 +21,9 @@ BEGIN
                              ORDER BY r.revision_seq DESC LIMIT 1),
         'last_review', (SELECT jsonb_build_object('decision', v.decision, 'comment', v.comment, 'stage', v.stage,
                                                   'reviewer_id', v.reviewer_id, 'created_at', v.created_at)
-                          FROM core.review v WHERE v.item_id = w.id ORDER BY v.id DESC LIMIT 1)
+                          FROM core.review v WHERE v.item_id = w.id ORDER BY v.id DESC LIMIT 1),
+        -- computed ahead by the AI pipeline; nothing here waits for a model
+        'ai', core.ai_document(i.id)
     ) || CASE WHEN p_full THEN jsonb_build_object(
         'revisions', (SELECT coalesce(jsonb_agg(jsonb_build_object('revision_seq', r.revision_seq,
                                                 'content', r.content, 'author_id', r.author_id,

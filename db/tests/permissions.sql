@@ -1,6 +1,6 @@
 -- Who may execute each api function: one explicit grant per function and role, nothing for PUBLIC.
 BEGIN;
-SELECT plan(6);
+SELECT plan(7);
 
 SELECT set_eq($$
     SELECT p.proname || ':' || r.rolname
@@ -27,7 +27,9 @@ SELECT set_eq($$
         ('resolve_flag', '{admin}'), ('open_flags', '{admin}'),
         ('image_file', '{annotator,reviewer,admin}'), ('queue_stats', '{anon,admin,analyst}'), ('save_template', '{annotator}'), ('my_templates', '{annotator}'), ('delete_template', '{annotator}'),
         ('set_gold', '{admin}'), ('create_consistency_rule', '{admin}'), ('set_consistency_rule_active', '{admin}'),
-        ('refresh_metrics', '{admin}'), ('metrics', '{admin,analyst}')
+        ('refresh_metrics', '{admin}'), ('metrics', '{admin,analyst}'),
+        ('rerun_ai', '{admin}'), ('ai_status', '{admin}'), ('configure_red_flags', '{admin}'),
+        ('ai_queue_stats', '{anon,admin,analyst}')
      ) AS g(f, roles), unnest(roles) AS r $$,
   'each api function is executable by exactly the roles that need it');
 
@@ -38,13 +40,19 @@ SELECT is((SELECT count(*)::int FROM (SELECT p.proname FROM pg_proc p JOIN pg_na
                                         WHERE n.nspname = 'api' GROUP BY p.proname HAVING count(*) > 1) o), 0,
           'one function per name: no overloads');
 SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-            WHERE n.nspname IN ('api', 'core', 'auth')
+            WHERE n.nspname IN ('api', 'core', 'auth', 'ai')
               AND p.oid NOT IN ('auth.claims()'::regprocedure, 'auth.uid()'::regprocedure)
               AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')), 0,
           'every api, core and auth function pins its search_path (but the two inlined, fully qualified claim readers)');
 SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'api' AND obj_description(p.oid, 'pg_proc') IS NULL), 0,
           'every api function has a COMMENT for its caller');
+
+SELECT set_eq($$
+    SELECT DISTINCT r.rolname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace CROSS JOIN pg_roles r
+     WHERE n.nspname = 'ai' AND r.rolname LIKE 'dl\_%' AND r.rolname <> 'dl_authenticator'
+       AND has_function_privilege(r.oid, p.oid, 'EXECUTE')$$, $$VALUES ('dl_ai_worker')$$,
+  'the AI worker''s functions are executable by its role alone');
 
 SELECT * FROM tests.fixture(n_images => 1) \gset
 SELECT tests.act_as(:a1, 'analyst');

@@ -1,4 +1,5 @@
-"""Command line: python -m app run | serve | migrate | info | validate | cluster {start,stop,status} | seed."""
+"""Command line: python -m app run | serve | worker | ai-reference | migrate | info | validate | seed |
+cluster {start,stop,status}."""
 from __future__ import annotations
 
 import argparse
@@ -73,6 +74,74 @@ def cmd_serve(s: config.Settings) -> int:
     return 0
 
 
+def cmd_worker(s: config.Settings) -> int:
+    """The AI worker: jobs from SQL, models over HTTP (or SageMaker), results back to SQL."""
+    import os
+
+    from .ai import config as ai_config
+    from .ai.worker import serve
+    from .db import app_conninfo
+    from .logs import configure
+    from .storage import from_env
+
+    configure(os.environ.get("DL_LOG_FORMAT", "json"))
+    serve(app_conninfo(s.database_url, s.app_db_user, s.app_db_password), from_env(s.data_dir), ai_config.load())
+    return 0
+
+
+def cmd_ai_reference(s: config.Settings) -> int:
+    """The reference AI service (crop + ABCD pre-classifier), its own small ASGI app and port."""
+    import os
+
+    import uvicorn
+
+    from .ai_reference.service import create_reference_app
+    from .logs import configure
+
+    configure(os.environ.get("DL_LOG_FORMAT", "json"))
+    uvicorn.run(create_reference_app(), host=os.environ.get("DL_AI_HOST", "127.0.0.1"),
+                port=int(os.environ.get("DL_AI_PORT", "8001")), log_config=None, access_log=False)
+    return 0
+
+
+def _wait_listening(port: int, proc, seconds: float = 20) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
+def _companions() -> list:
+    """`run` starts the reference AI service and the AI worker next to the app, and stops them with it."""
+    import atexit
+    import os
+    import subprocess
+
+    procs = []
+    if os.environ.get("DL_AI_REFERENCE", "on") != "off":
+        procs.append(subprocess.Popen([sys.executable, "-m", "app", "ai-reference"]))
+        _wait_listening(int(os.environ.get("DL_AI_PORT", "8001")), procs[-1])  # before the worker calls it
+    if os.environ.get("DL_AI_WORKER", "on") != "off":
+        procs.append(subprocess.Popen([sys.executable, "-m", "app", "worker"]))
+
+    def stop() -> None:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    atexit.register(stop)
+    return procs
+
+
 def cmd_run(s: config.Settings) -> int:
     """The embedded default: cluster (created once), database, migrations, then the app until Ctrl-C."""
     import os
@@ -86,9 +155,12 @@ def cmd_run(s: config.Settings) -> int:
     cmd_seed(s)
     from .seed import PASSWORD, USERS
 
+    _companions()
     logins = "\n".join(f"  {email:<26} {', '.join(roles)}" for email, _, roles, _, _ in USERS)
     print(f"\nDermLabel is up: http://{s.http_host}:{s.http_port}/healthz\n"
           f"Demo logins (password '{PASSWORD}'):\n{logins}\n"
+          f"AI: reference service and worker started (jobs: SELECT stage, status, count(*) FROM core.ai_job "
+          f"GROUP BY 1, 2)\n"
           f"psql: psql '{s.database_url}'\nCtrl-C stops the app; `make stop` stops PostgreSQL.\n", flush=True)
     return cmd_serve(s)
 
@@ -97,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("run", "serve", "migrate", "info", "validate", "seed"):
+    for name in ("run", "serve", "worker", "ai-reference", "migrate", "info", "validate", "seed"):
         sub.add_parser(name)
     c = sub.add_parser("cluster")
     c.add_argument("action", choices=["start", "stop", "status"])
@@ -107,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "cluster":
             return cmd_cluster(s, args.action)
         return {"run": cmd_run, "serve": cmd_serve, "migrate": cmd_migrate, "info": cmd_info,
-                "validate": cmd_validate, "seed": cmd_seed}[args.cmd](s)
+                "validate": cmd_validate, "seed": cmd_seed, "worker": cmd_worker,
+                "ai-reference": cmd_ai_reference}[args.cmd](s)
     except MigrationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

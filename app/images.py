@@ -66,7 +66,8 @@ async def upload(request: Request, state: State, project_id: int) -> Response[by
     return Response(msgspec.json.encode({"files": results}), media_type=JSON, headers={"X-Request-Id": rid})
 
 
-async def _serve(request: Request, state: State, image_id: int, thumb: bool) -> Response[bytes]:
+async def _serve(request: Request, state: State, image_id: int, variant: str) -> Response[bytes]:
+    """The bytes of an image the caller may see: the original, its thumbnail, or the AI's standardised crop."""
     rid = request_id(request)
     caller = identify(request, state.tokens)
     try:
@@ -74,24 +75,37 @@ async def _serve(request: Request, state: State, image_id: int, thumb: bool) -> 
     except psycopg.Error as exc:
         return errors.from_sql(exc, caller.anonymous, rid)
     info = msgspec.json.decode(out)
-    etag = f'"{info["sha256"]}{"-t" if thumb else ""}"'
+    if variant == "standardised":
+        key, media_type = info.get("standardised_key"), "image/png"
+        if not key:
+            raise ApiError(404, "PT404", f"image {image_id} has no standardised crop (yet)")
+        etag = f'"{key.rsplit("/", 1)[-1]}"'  # the key names the crop's own hash: a rerun changes it
+    else:
+        key = info["thumb_key"] if variant == "thumb" else info["storage_key"]
+        media_type = "image/jpeg" if variant == "thumb" else info["media_type"]
+        etag = f'"{info["sha256"]}{"-t" if variant == "thumb" else ""}"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"}
     if request.headers.get("if-none-match") == etag:
         return Response(b"", status_code=304, headers=headers)
     try:
-        data = await state.storage.get(info["thumb_key"] if thumb else info["storage_key"])
+        data = await state.storage.get(key)
     except StorageError:
         raise ApiError(503, "PT503", "image storage is unavailable; try again") from None
     if data is None:
         raise ApiError(404, "PT404", f"the bytes of image {image_id} are missing from storage")
-    return Response(data, media_type="image/jpeg" if thumb else info["media_type"], headers=headers)
+    return Response(data, media_type=media_type, headers=headers)
 
 
 @get("/images/{image_id:int}")
 async def image(request: Request, state: State, image_id: int) -> Response[bytes]:
-    return await _serve(request, state, image_id, thumb=False)
+    return await _serve(request, state, image_id, "original")
 
 
 @get("/images/{image_id:int}/thumb")
 async def thumbnail(request: Request, state: State, image_id: int) -> Response[bytes]:
-    return await _serve(request, state, image_id, thumb=True)
+    return await _serve(request, state, image_id, "thumb")
+
+
+@get("/images/{image_id:int}/standardised")
+async def standardised(request: Request, state: State, image_id: int) -> Response[bytes]:
+    return await _serve(request, state, image_id, "standardised")

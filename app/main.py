@@ -20,7 +20,7 @@ from .db import app_conninfo, make_pool
 from .errors import JSON, ApiError
 from .dashboard import dashboard, dashboard_csv
 from .health import healthz
-from .images import image, thumbnail, upload
+from .images import image, standardised, thumbnail, upload
 from .logs import access_log
 from .metrics import config as prometheus, metrics
 from .oidc import OidcConfig, oidc_callback, oidc_login
@@ -81,8 +81,8 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[healthz, login, logout, rpc_post, rpc_get, openapi_json, upload, image, thumbnail, metrics,
-                        oidc_login, oidc_callback, schema_page, dashboard, dashboard_csv,
+        route_handlers=[healthz, login, logout, rpc_post, rpc_get, openapi_json, upload, image, thumbnail,
+                        standardised, metrics, oidc_login, oidc_callback, schema_page, dashboard, dashboard_csv,
                         create_static_files_router(path="/static", directories=[config.ROOT / "web" / "static"])],
         template_config=TemplateConfig(directory=config.ROOT / "web" / "templates", engine=JinjaTemplateEngine),
         middleware=[access_log, prometheus.middleware],

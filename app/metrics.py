@@ -1,5 +1,6 @@
 """/metrics in Prometheus text format: request counts and latencies (Litestar's middleware, by route template),
-connection-pool usage, and work-item queue sizes read from SQL at scrape time."""
+connection-pool usage, and work-item queue sizes and the AI pipeline's jobs, failures and model latency read from
+SQL at scrape time (the AI worker is another process: its figures live in the database it reports to)."""
 from __future__ import annotations
 
 import msgspec
@@ -17,6 +18,10 @@ config = PrometheusConfig(app_name="dermlabel", prefix="dermlabel", group_path=T
 
 POOL = Gauge("dermlabel_db_pool_connections", "database connections of the app's pool", ["state"])
 QUEUE = Gauge("dermlabel_work_items", "work items by project and status", ["project_id", "status"])
+AI_JOBS = Gauge("dermlabel_ai_jobs", "AI jobs by stage and status", ["stage", "status"])
+AI_ERRORS = Gauge("dermlabel_ai_failed_attempts", "failed AI attempts (errors, lapsed leases) ever, by stage",
+                  ["stage"])
+AI_LATENCY = Gauge("dermlabel_ai_latency_ms", "model latency over the last hour, by stage", ["stage", "quantile"])
 
 
 @get("/metrics", include_in_schema=False)
@@ -30,6 +35,17 @@ async def metrics(state: State) -> Response[bytes]:
         QUEUE.clear()
         for row in msgspec.json.decode(out):
             QUEUE.labels(str(row["project_id"]), row["status"]).set(row["items"])
+        ai = msgspec.json.decode(await rpc.call(state.pool, state.catalog.get("ai_queue_stats"), ANONYMOUS, {},
+                                                "metrics"))
+        for g in (AI_JOBS, AI_ERRORS, AI_LATENCY):
+            g.clear()
+        for row in ai["jobs"]:
+            AI_JOBS.labels(row["stage"], row["status"]).set(row["n"])
+        for stage, n in ai["attempt_errors"].items():
+            AI_ERRORS.labels(stage).set(n)
+        for stage, q in ai["latency_ms"].items():
+            AI_LATENCY.labels(stage, "0.5").set(q["p50"])
+            AI_LATENCY.labels(stage, "0.95").set(q["p95"])
     except psycopg.Error:
         pass  # the database being down shows in the pool gauges and in /healthz; the rest still scrapes
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

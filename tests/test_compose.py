@@ -51,3 +51,14 @@ def test_postgres_init_creates_the_authenticator_with_its_password():
     init = [v for v in pg["volumes"] if "docker-entrypoint-initdb.d" in v]
     assert init and (ROOT / init[0].split(":")[0]).exists()
     assert "dl_authenticator" in (ROOT / "deploy" / "postgres-init.sh").read_text()
+
+
+def test_ai_worker_and_reference_service_are_wired():
+    ref, worker = SERVICES["ai-reference"], SERVICES["ai-worker"]
+    assert ref["command"] == ["python", "-m", "app", "ai-reference"]
+    assert worker["command"] == ["python", "-m", "app", "worker"]
+    env = worker["environment"]
+    assert env["DL_AI_REFERENCE_URL"] == "http://ai-reference:8001"
+    assert env["DL_STORAGE"] == SERVICES["app"]["environment"]["DL_STORAGE"] == "s3", "one storage for both"
+    assert worker["depends_on"]["flyway"]["condition"] == "service_completed_successfully"
+    assert worker["depends_on"]["ai-reference"]["condition"] == "service_healthy"

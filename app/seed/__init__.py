@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -63,6 +64,9 @@ def seed(database_url: str, storage: Storage, images: int = 48, out=print) -> bo
                   snomed_ct=node.get("snomed_ct"), next_steps=node.get("next_steps", ""))
         _call(conn, admin, "set_descriptor_schema", project_id=project,
               fields=Jsonb(json.loads((HERE / "descriptors.json").read_text())))
+        # triage: the AI putting >= 50 % on a malignant class puts the image first in everyone's queue
+        _call(conn, admin, "configure_red_flags", project_id=project, high_risk_codes=["NEO_MAL"], threshold=Decimal("0.5"),
+              priority=100)
         double = _call(conn, admin, "create_work_rule", project_id=project, name="Dermoscopy, double read",
                        max_items=200, priority=5, source_classes=["dermoscopy"], annotations_per_image=2)["id"]
         single = _call(conn, admin, "create_work_rule", project_id=project, name="Clinical photographs",

@@ -306,3 +306,39 @@ def test_rerun_ai_is_for_admins_of_the_project(world, db):
         assert status["jobs"]["crop"]["queued"] == 1
     assert db.execute("SELECT cascade FROM core.ai_job WHERE image_id = %s AND status = 'queued'",
                       (img,)).fetchone() == (True,)
+
+
+def test_many_concurrent_workers_never_take_the_same_job(world, db):
+    """32 clients claim and complete as fast as they can: every job is done exactly once, by its claimer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with db.transaction():
+        from sqlcall import act
+        act(db, world["admin"], "admin")
+        db.execute("SELECT api.register_image(%s, 'k/conc/' || i, encode(sha256(('conc' || i)::bytea), 'hex'), "
+                   "100, 100, 'image/png') FROM generate_series(1, 300) i", (world["project"],))
+    total = db.execute("SELECT count(*) FROM core.ai_job WHERE status = 'queued' AND stage = 'crop'").fetchone()[0]
+    assert total == 300
+
+    def work(n: int) -> list[int]:
+        mine = []
+        with psycopg.connect(world["url"], autocommit=True) as conn:
+            conn.execute("SET ROLE dl_ai_worker")
+            while True:
+                jobs_ = conn.execute("SELECT ai.claim_jobs(%s, '{crop}', 3, 60)", (f"w{n}",)).fetchone()[0]
+                if not jobs_:
+                    return mine
+                for j in jobs_:
+                    conn.execute("SELECT ai.complete_job(%s, %s, 'm', '1', "
+                                 "'{\"box\": {\"x\": 0, \"y\": 0, \"width\": 10, \"height\": 10}}', 1)",
+                                 (j["job_id"], f"w{n}"))
+                    mine.append(j["job_id"])
+
+    with ThreadPoolExecutor(32) as pool:
+        claimed = [j for part in pool.map(work, range(32)) for j in part]
+    assert len(claimed) == len(set(claimed)) == 300, "no job taken twice, none left behind"
+    assert db.execute("SELECT count(*) FROM core.ai_attempt a JOIN core.ai_job j ON j.id = a.job_id "
+                      "WHERE j.stage = 'crop' AND j.image_id IN (SELECT id FROM core.image WHERE storage_key "
+                      "LIKE 'k/conc/%%') AND a.attempt > 1").fetchone()[0] == 0
+    assert db.execute("SELECT count(DISTINCT image_id) FROM core.ai_suggestion s JOIN core.image i ON i.id = s.image_id "
+                      "WHERE i.storage_key LIKE 'k/conc/%%'").fetchone()[0] == 300

@@ -1,8 +1,8 @@
--- (Named so that it runs after R__audit.sql, whose refuse_change() it uses.)
 -- The AI pipeline in SQL: jobs are created with work items, taken by workers with FOR UPDATE SKIP LOCKED under a
 -- lease, retried with exponential backoff, and settled; each settled stage queues the next one. Results are mapped
 -- onto the project's taxonomy here, and a high-risk result raises the priority of the image's open items.
 -- The worker (python -m app worker) only moves bytes and calls models; every decision is in this file.
+-- (Named so that Flyway applies it after R__audit.sql, whose refuse_change() it uses.)
 
 CREATE OR REPLACE FUNCTION core.ai_next_stage(p_stage core.ai_stage) RETURNS core.ai_stage
 LANGUAGE sql IMMUTABLE SET search_path = '' AS $$

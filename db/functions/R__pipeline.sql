@@ -19,6 +19,13 @@ BEGIN
      WHERE NOT EXISTS (SELECT 1 FROM core.ai_job j WHERE j.image_id = n.image_id)
        AND NOT EXISTS (SELECT 1 FROM core.ai_suggestion s WHERE s.image_id = n.image_id)
     ON CONFLICT DO NOTHING;
+    -- new items of active-learning rules for images classified already (a second rule, a later slot)
+    UPDATE core.work_item w
+       SET ai_uncertainty = core.ai_uncertainty(r.active_learning,
+                                                (core.ai_latest(w.image_id, 'classify')).payload -> 'probabilities')
+      FROM new_items n JOIN core.work_rule r ON r.id = n.rule_id
+     WHERE w.id = n.id AND r.active_learning IS NOT NULL
+       AND EXISTS (SELECT 1 FROM core.ai_suggestion s WHERE s.image_id = n.image_id AND s.stage = 'classify');
     RETURN NULL;
 END
 $$;
@@ -276,6 +283,46 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION core.ai_uncertainty(p_method text, p_probabilities jsonb) RETURNS real
+LANGUAGE plpgsql IMMUTABLE SET search_path = '' AS $$
+-- least_confidence: 1 - the top probability; entropy: -sum(p log p) / log(k), both in [0, 1], over the
+-- probabilities as the model gave them (renormalised, so a model that leaves out the rest still compares).
+DECLARE
+    total numeric;
+    k integer;
+BEGIN
+    IF p_method IS NULL OR p_probabilities IS NULL OR jsonb_typeof(p_probabilities) <> 'object' THEN
+        RETURN NULL;
+    END IF;
+    SELECT sum(v::numeric), count(*) INTO total, k FROM jsonb_each_text(p_probabilities) e(c, v);
+    IF total IS NULL OR total <= 0 THEN
+        RETURN NULL;
+    END IF;
+    IF p_method = 'least_confidence' THEN
+        RETURN (SELECT 1 - max(v::numeric) / total FROM jsonb_each_text(p_probabilities) e(c, v));
+    END IF;
+    IF k < 2 THEN
+        RETURN 0;
+    END IF;
+    RETURN (SELECT least(1, greatest(0, -sum(CASE WHEN v::numeric > 0
+                                                THEN (v::numeric / total) * ln(v::numeric / total) ELSE 0 END)
+                                      / ln(k)))
+              FROM jsonb_each_text(p_probabilities) e(c, v));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION core.ai_set_uncertainty(p_image bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
+-- The sort key of active-learning rules, on the image's new items, from its latest classification.
+BEGIN
+    UPDATE core.work_item w
+       SET ai_uncertainty = core.ai_uncertainty(r.active_learning, (core.ai_latest(p_image, 'classify')).payload
+                                                                    -> 'probabilities')
+      FROM core.work_rule r
+     WHERE r.id = w.rule_id AND r.active_learning IS NOT NULL AND w.image_id = p_image AND w.status = 'new';
+END
+$$;
+
 CREATE OR REPLACE FUNCTION core.ai_check_payload(j core.ai_job, p jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = '' AS $$
 -- Each stage's result shape, checked before it is stored; classify results are mapped onto the taxonomy.
@@ -333,6 +380,7 @@ BEGIN
     RETURNING id INTO sid;
     IF j.stage = 'classify' THEN
         PERFORM core.ai_red_flag(j.image_id, checked -> 'classes');
+        PERFORM core.ai_set_uncertainty(j.image_id);
     END IF;
     PERFORM core.ai_settle(j, 'done', 'done', NULL);
     RETURN jsonb_build_object('job_id', j.id, 'suggestion_id', sid, 'status', 'done');

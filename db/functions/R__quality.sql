@@ -138,9 +138,12 @@ COMMENT ON FUNCTION api.set_consistency_rule_active(bigint, boolean) IS
 
 CREATE OR REPLACE FUNCTION core.raise_review_hints() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
--- On every new revision: class/descriptor rules, and a submit much faster than the author's usual pace.
+-- On every new revision: class/descriptor rules, disagreement with a confident AI, and a submit much faster than
+-- the author's usual pace.
 DECLARE
     proj core.project;
+    top jsonb;
+    model text;
     active_s numeric := extract(epoch FROM NEW.created_at - NEW.locked_at);
     usual numeric;
     history integer;
@@ -159,6 +162,23 @@ BEGIN
                              WHEN 'not_equals' THEN f.v <> c.value
                              WHEN 'contains' THEN f.v @> c.value
                              ELSE NOT f.v @> c.value END;
+    -- a confident AI contradicted: neither class lies inside the other (a more specific answer agrees)
+    SELECT s.payload -> 'classes' -> 0, s.model_name INTO top, model FROM core.work_item w
+      JOIN core.ai_suggestion s ON s.image_id = w.image_id AND s.stage = 'classify'
+     WHERE w.id = NEW.item_id ORDER BY s.id DESC LIMIT 1;
+    IF top IS NOT NULL AND (top ->> 'probability')::numeric >= proj.ai_disagreement_min
+       AND (top ->> 'node_id')::bigint <> NEW.class_id
+       AND NOT EXISTS (SELECT 1 FROM core.taxonomy_node a, core.taxonomy_node b
+                        WHERE a.id = NEW.class_id AND b.id = (top ->> 'node_id')::bigint
+                          AND (a.path @> jsonb_build_array(jsonb_build_object('id', b.id))
+                               OR b.path @> jsonb_build_array(jsonb_build_object('id', a.id)))) THEN
+        INSERT INTO core.review_hint (project_id, item_id, revision_id, kind, message, detail)
+        VALUES (proj.id, NEW.item_id, NEW.id, 'ai_disagreement',
+                format('The AI (%s) was %s %% confident in %s (%s).', model,
+                       round((top ->> 'probability')::numeric * 100), top ->> 'name', top ->> 'code'),
+                jsonb_build_object('ai_class_id', (top ->> 'node_id')::bigint, 'ai_code', top ->> 'code',
+                                   'probability', top -> 'probability', 'model', model));
+    END IF;
     IF active_s IS NOT NULL THEN
         SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY x.s) INTO history, usual
           FROM (SELECT extract(epoch FROM r.created_at - r.locked_at) AS s FROM core.annotation_revision r
@@ -180,6 +200,45 @@ DROP TRIGGER IF EXISTS raise_review_hints ON core.annotation_revision;
 CREATE TRIGGER raise_review_hints AFTER INSERT ON core.annotation_revision
     FOR EACH ROW EXECUTE FUNCTION core.raise_review_hints();
 
+CREATE OR REPLACE FUNCTION api.set_quality_thresholds(project_id bigint, agreement_min_shared integer,
+                                                      fast_submit_ratio numeric, ai_disagreement_min numeric)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    p core.project;
+BEGIN
+    PERFORM core.caller('admin', project_id);
+    IF agreement_min_shared IS NULL OR agreement_min_shared NOT BETWEEN 1 AND 100000 THEN
+        PERFORM core.invalid('agreement_min_shared', 'must be between 1 and 100000');
+    END IF;
+    IF fast_submit_ratio IS NULL OR fast_submit_ratio <= 0 OR fast_submit_ratio >= 1 THEN
+        PERFORM core.invalid('fast_submit_ratio', 'must be greater than 0 and less than 1');
+    END IF;
+    IF ai_disagreement_min IS NULL OR ai_disagreement_min <= 0 OR ai_disagreement_min > 1 THEN
+        PERFORM core.invalid('ai_disagreement_min', 'must be greater than 0 and at most 1');
+    END IF;
+    SELECT * INTO p FROM core.project x WHERE x.id = set_quality_thresholds.project_id FOR UPDATE;
+    UPDATE core.project x SET agreement_min_shared = set_quality_thresholds.agreement_min_shared,
+                              fast_submit_ratio = set_quality_thresholds.fast_submit_ratio,
+                              ai_disagreement_min = set_quality_thresholds.ai_disagreement_min
+     WHERE x.id = p.id;
+    PERFORM core.audit('set_quality_thresholds', 'project', p.id,
+                       jsonb_build_object('agreement_min_shared', p.agreement_min_shared,
+                                          'fast_submit_ratio', p.fast_submit_ratio,
+                                          'ai_disagreement_min', p.ai_disagreement_min),
+                       jsonb_build_object('agreement_min_shared', agreement_min_shared,
+                                          'fast_submit_ratio', fast_submit_ratio,
+                                          'ai_disagreement_min', ai_disagreement_min));
+    RETURN jsonb_build_object('project_id', p.id, 'agreement_min_shared', agreement_min_shared,
+                              'fast_submit_ratio', fast_submit_ratio, 'ai_disagreement_min', ai_disagreement_min);
+END
+$$;
+COMMENT ON FUNCTION api.set_quality_thresholds(bigint, integer, numeric, numeric) IS
+    'Admin: the project''s quality-control thresholds: fewest shared images for an annotator pair''s kappa to '
+    'count, the share of an annotator''s median time below which a submit is flagged as fast, and the AI '
+    'probability above which contradicting the AI raises a hint.';
+
+GRANT EXECUTE ON FUNCTION api.set_quality_thresholds(bigint, integer, numeric, numeric) TO dl_admin;
 GRANT EXECUTE ON FUNCTION api.set_gold(bigint, boolean),
                           api.create_consistency_rule(bigint, bigint, text, text, jsonb, text),
                           api.set_consistency_rule_active(bigint, boolean) TO dl_admin;

@@ -7,7 +7,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
                               'metadata_filter', r.metadata_filter, 'max_items', r.max_items,
                               'priority', r.priority, 'annotations_per_image', r.annotations_per_image,
                               'expertise', r.expertise, 'pool_user_ids', to_jsonb(r.pool_user_ids),
-                              'active', r.active, 'gold_rate', r.gold_rate,
+                              'active', r.active, 'gold_rate', r.gold_rate, 'active_learning', r.active_learning,
                               'items', (SELECT count(*) FROM core.work_item w
                                          WHERE w.rule_id = r.id AND w.status <> 'cancelled' AND NOT w.gold_check))
       FROM core.work_rule r WHERE r.id = p_rule
@@ -94,6 +94,9 @@ BEGIN
     IF p_rule.gold_rate IS NULL OR p_rule.gold_rate < 0 OR p_rule.gold_rate > 0.5 THEN
         PERFORM core.invalid('gold_rate', 'must be between 0 and 0.5');
     END IF;
+    IF p_rule.active_learning IS NOT NULL AND p_rule.active_learning NOT IN ('least_confidence', 'entropy') THEN
+        PERFORM core.invalid('active_learning', 'must be least_confidence, entropy or null');
+    END IF;
 END
 $$;
 
@@ -155,7 +158,8 @@ BEGIN
     END IF;
     FOR k IN SELECT jsonb_object_keys(patch) LOOP
         IF k NOT IN ('name', 'source_classes', 'upload_batch', 'metadata_filter', 'max_items', 'priority',
-                     'annotations_per_image', 'expertise', 'pool_user_ids', 'active', 'gold_rate') THEN
+                     'annotations_per_image', 'expertise', 'pool_user_ids', 'active', 'gold_rate',
+                     'active_learning') THEN
             PERFORM core.invalid('patch.' || k, 'is not a field of a work rule');
         END IF;
     END LOOP;
@@ -170,8 +174,16 @@ BEGIN
     UPDATE core.work_rule x SET name = r.name, source_classes = r.source_classes, upload_batch = r.upload_batch,
            metadata_filter = r.metadata_filter, max_items = r.max_items, priority = r.priority,
            annotations_per_image = r.annotations_per_image, expertise = r.expertise,
-           pool_user_ids = r.pool_user_ids, active = r.active, gold_rate = r.gold_rate
+           pool_user_ids = r.pool_user_ids, active = r.active, gold_rate = r.gold_rate,
+           active_learning = r.active_learning
      WHERE x.id = rule_id;
+    IF (before ->> 'active_learning') IS DISTINCT FROM r.active_learning THEN
+        -- re-key the rule's waiting items from what the AI already said
+        UPDATE core.work_item w
+           SET ai_uncertainty = core.ai_uncertainty(r.active_learning,
+                                                    (core.ai_latest(w.image_id, 'classify')).payload -> 'probabilities')
+         WHERE w.rule_id = r.id AND w.status = 'new';
+    END IF;
     PERFORM core.audit('update_work_rule', 'work_rule', rule_id, before, core.rule_json(rule_id));
     RETURN core.rule_json(rule_id);
 END
@@ -179,7 +191,8 @@ $$;
 COMMENT ON FUNCTION api.update_work_rule(bigint, jsonb) IS
     'Admin: changes the given fields of a rule (a JSON object; null clears an optional field). Lowering max_items '
     'never deletes items; deactivating stops handing out its items. gold_rate (0 to 0.5) mixes gold checks into '
-    'its annotators'' queues at that rate.';
+    'its annotators'' queues at that rate. active_learning (least_confidence or entropy; null: off) puts the new '
+    'items the AI was least sure about first among equal priorities.';
 
 CREATE OR REPLACE FUNCTION api.generate_work_items(rule_id bigint)
 RETURNS jsonb

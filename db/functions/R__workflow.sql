@@ -64,7 +64,7 @@ CREATE OR REPLACE FUNCTION api.next_item(project_id bigint)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 -- Order: my edits_requested items, my own in_progress item (resume, even if its lock lapsed), an expired item
--- of someone else, then new items by priority, age, id. Every pick is FOR UPDATE SKIP LOCKED, so two callers never
+-- of someone else, then new items by priority, the AI's uncertainty (active-learning rules only), age, id. Every pick is FOR UPDATE SKIP LOCKED, so two callers never
 -- get the same row; the unique (image, annotator) index makes double annotation impossible even in a race.
 DECLARE
     u auth."user" := core.caller('annotator', project_id);
@@ -110,7 +110,7 @@ BEGIN
                AND (r.expertise IS NULL OR r.expertise = ANY (u.expertise))
                AND NOT EXISTS (SELECT 1 FROM core.work_item o WHERE o.image_id = w.image_id AND o.annotator_id = me
                                                                AND o.status <> 'cancelled')
-             ORDER BY w.priority DESC, w.created_at, w.id
+             ORDER BY w.priority DESC, w.ai_uncertainty DESC NULLS LAST, w.created_at, w.id
              LIMIT 1 FOR UPDATE OF w SKIP LOCKED;
         END IF;
         EXIT hunt WHEN picked IS NULL;

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,20 +43,29 @@ def start_reference() -> tuple[str, subprocess.Popen]:
 
 
 def start_worker(database_url: str, data_dir: str, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "app", "worker"], cwd=ROOT,
+    # stderr to a file: a pipe nobody drains would block the worker once its log fills the pipe's buffer
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen([sys.executable, "-m", "app", "worker"], cwd=ROOT,
                             env={**os.environ, "DATABASE_URL": database_url, "DL_DATA_DIR": data_dir,
                                  "DL_LOG_FORMAT": "text", "DL_AI_POLL_SECONDS": "0.5", **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=log)
+    proc.logfile = log
+    return proc
 
 
 def stop(proc: subprocess.Popen, seconds: float = 30) -> str:
+    """Stops the process; returns its log when it went to a file."""
     proc.terminate()
     try:
         proc.wait(seconds)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    return proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    log = getattr(proc, "logfile", None)
+    if log is None:
+        return ""
+    log.seek(0)
+    return log.read().decode(errors="replace")
 
 
 class Loopback:

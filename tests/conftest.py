@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -57,9 +58,15 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT,
 
 
 class AppServer:
-    def __init__(self, url: str, proc: subprocess.Popen[bytes]):
+    def __init__(self, url: str, proc: subprocess.Popen[bytes], log=None):
         self.url = url
         self.proc = proc
+        self.log = log
+
+    def read_log(self) -> str:
+        """Everything the app wrote to stderr so far."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10)
@@ -68,16 +75,19 @@ class AppServer:
 def start_app(database_url: str, extra_env: dict[str, str] | None = None) -> AppServer:
     port = int((extra_env or {}).get("DL_PORT") or free_port())
     env = {**os.environ, "DATABASE_URL": database_url, "DL_PORT": str(port), **(extra_env or {})}
+    # its log goes to a file: a pipe nobody drains fills up after ~64 KB of access lines and then blocks the app
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"app exited: {proc.stderr.read().decode(errors='replace')[-2000:]}")
+            log.seek(0)
+            raise RuntimeError(f"app exited: {log.read().decode(errors='replace')[-2000:]}")
         try:  # listening is enough: /healthz itself may rightly take a while to answer 503
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return AppServer(url, proc)
+            return AppServer(url, proc, log)
         except OSError:
             time.sleep(0.1)
     proc.kill()

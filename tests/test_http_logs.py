@@ -17,7 +17,7 @@ def test_access_lines_are_json_with_the_request_id(database_url):
     assert given.headers["x-request-id"] == "trace-42"
     assert len(made.headers["x-request-id"]) == 32
     assert hostile.headers["x-request-id"] != "bad id; DROP TABLE" and len(huge.headers["x-request-id"]) == 32
-    lines = [json.loads(line) for line in server.proc.stderr.read().decode().splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in server.read_log().splitlines() if line.startswith("{")]
     access = [entry for entry in lines if entry["logger"] == "dermlabel.access"]
     assert {"request_id": "trace-42", "path": "/healthz", "status": 200}.items() <= access[0].items()
     assert any(e["request_id"] == made.headers["x-request-id"] and e["status"] == 404 for e in access)

@@ -1,10 +1,22 @@
--- Personal description templates: an annotator's own snippets for the description field.
+-- Personal templates: an annotator's snippets for the description, a reviewer's for review comments.
+
+CREATE OR REPLACE FUNCTION core.template_owner() RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+DECLARE
+    me bigint := core.require_signed_in();
+BEGIN
+    IF NOT (auth.has_role('annotator') OR auth.has_role('reviewer')) THEN
+        RAISE EXCEPTION 'permission denied: templates are for annotators and reviewers' USING ERRCODE = '42501';
+    END IF;
+    RETURN me;
+END
+$$;
 
 CREATE OR REPLACE FUNCTION api.save_template(name text, body text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
-    me bigint := core.require_role('annotator');
+    me bigint := core.template_owner();
     t core.description_template;
 BEGIN
     IF length(btrim(coalesce(name, ''))) = 0 OR length(name) > 200 THEN
@@ -21,7 +33,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION api.save_template(text, text) IS
-    'Annotator: saves a personal description template under a name (replacing one of the same name).';
+    'Annotator or reviewer: saves a personal template (description or review comment) under a name (replacing one of the same name).';
 
 CREATE OR REPLACE FUNCTION api.my_templates()
 RETURNS jsonb
@@ -36,7 +48,7 @@ CREATE OR REPLACE FUNCTION api.delete_template(name text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
-    me bigint := core.require_role('annotator');
+    me bigint := core.template_owner();
 BEGIN
     DELETE FROM core.description_template t WHERE t.owner_id = me AND t.name = delete_template.name;
     IF NOT FOUND THEN
@@ -45,7 +57,8 @@ BEGIN
     RETURN jsonb_build_object('deleted', delete_template.name);
 END
 $$;
-COMMENT ON FUNCTION api.delete_template(text) IS 'Annotator: deletes one of your description templates.';
+COMMENT ON FUNCTION api.delete_template(text) IS 'Annotator or reviewer: deletes one of your templates.';
 
+GRANT EXECUTE ON FUNCTION core.template_owner() TO dl_annotator, dl_reviewer;
 GRANT EXECUTE ON FUNCTION api.save_template(text, text), api.my_templates(), api.delete_template(text)
-    TO dl_annotator;
+    TO dl_annotator, dl_reviewer;

@@ -1,0 +1,105 @@
+"""The web UI's pages: sign-in, the annotator and reviewer workspaces, a 403 page. Server-rendered shells; the
+workspaces then talk to /rpc/* with the session cookie and the CSRF header (web/static/js). Which pages a person
+sees follows their roles; what they may do is decided in SQL on every call."""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import msgspec
+import psycopg
+from litestar import Request, Response, get
+from litestar.datastructures import State
+from litestar.response import Redirect, Template
+
+from . import rpc
+from .auth import Caller, identify
+from .errors import ApiError
+from .routes import request_id
+
+# (path, label, roles that see it) - the navigation, role-aware
+NAV = [("/work", "Annotate", {"annotator"}), ("/review", "Review", {"reviewer"}),
+       ("/dashboard", "Metrics", {"admin", "analyst"}), ("/schema", "API", None)]
+
+
+def _caller(request: Request, state: State) -> Caller:
+    try:
+        return identify(request, state.tokens)
+    except ApiError:
+        return Caller(None, ())
+
+
+async def _me(request: Request, state: State, caller: Caller) -> dict | None:
+    try:
+        out = await rpc.call(state.pool, state.catalog.get("me"), caller, {}, request_id(request))
+    except psycopg.Error:
+        return None  # a revoked session, a deactivated account: sign in again
+    return msgspec.json.decode(out)
+
+
+def _to_login(request: Request) -> Redirect:
+    return Redirect(f"/login?next={quote(request.url.path + ('?' + request.url.query if request.url.query else ''))}")
+
+
+def _nav(roles: set[str], project: int | None) -> list[dict]:
+    items = []
+    for path, label, need in NAV:
+        if need is None or roles & need:
+            href = f"{path}?project={project}" if project and path != "/schema" else path
+            items.append({"href": href, "label": label})
+    return items
+
+
+async def _page(request: Request, state: State, template: str, role: str, title: str) -> Response:
+    caller = _caller(request, state)
+    if caller.anonymous:
+        return _to_login(request)
+    me = await _me(request, state, caller)
+    if me is None:
+        return _to_login(request)
+    roles = set(me["roles"])
+    projects = me.get("projects") or []
+    project = request.query_params.get("project")
+    project_id = int(project) if project and project.isdigit() else (projects[0] if projects else None)
+    context = {"me": me, "nav": _nav(roles, project_id), "project": project_id, "projects": projects,
+               "title": title, "active": request.url.path}
+    if role not in roles:
+        return Template(template_name="forbidden.html", status_code=403,
+                        context={**context, "title": "Not for your role",
+                                 "reason": f"This page is for people with the {role} role."})
+    if project_id not in projects:
+        return Template(template_name="forbidden.html", status_code=403,
+                        context={**context, "title": "Not your project",
+                                 "reason": "You are not a member of that project (or it does not exist)."})
+    return Template(template_name=template, context=context)
+
+
+@get("/", include_in_schema=False)
+async def home(request: Request, state: State) -> Response:
+    caller = _caller(request, state)
+    if caller.anonymous:
+        return Redirect("/login")
+    roles = set(caller.roles)
+    for path, _, need in NAV:
+        if need and roles & need:
+            return Redirect(path)
+    return Redirect("/schema")
+
+
+@get("/login", include_in_schema=False)
+async def login_page(request: Request, state: State) -> Template:
+    nxt = request.query_params.get("next", "/")
+    if not nxt.startswith("/") or nxt.startswith("//"):  # only our own pages: no open redirect
+        nxt = "/"
+    return Template(template_name="login.html",
+                    context={"next": nxt, "sso": state.oidc.enabled, "title": "Sign in",
+                             "nav": [], "me": None})
+
+
+@get("/work", include_in_schema=False)
+async def work_page(request: Request, state: State) -> Response:
+    return await _page(request, state, "work.html", "annotator", "Annotate")
+
+
+@get("/review", include_in_schema=False)
+async def review_page(request: Request, state: State) -> Response:
+    return await _page(request, state, "review.html", "reviewer", "Review")

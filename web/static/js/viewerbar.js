@@ -1,0 +1,137 @@
+// The viewer's toolbar and keys, shared by both workspaces: view controls, filters, original/AI crop, AI box.
+import { Viewer } from "./viewer.js";
+
+export function typing(e) {
+  const t = e.target;
+  return t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName) && t.type !== "checkbox"
+    && t.type !== "radio" && t.type !== "range";
+}
+
+export function setupViewer({ onChange, readOnly = false } = {}) {
+  const status = document.getElementById("v-status");
+  const viewer = new Viewer(document.getElementById("canvas"), {
+    onChange, readOnly,
+    onStatus: (s) => {
+      status.textContent = `${s.zoom} % · ${s.tool}${s.regions ? ` · ${s.regions} region(s)` : ""}`
+        + `${s.selected >= 0 ? ` · region ${s.selected + 1} selected (Delete removes it)` : ""}`
+        + `${s.ruler ? ` · ${s.ruler}` : ""}`;
+    },
+  });
+  let item = null;
+  const acts = {
+    fit: () => viewer.fit(), one: () => viewer.oneToOne(), reset: () => {
+      viewer.reset();
+      document.getElementById("f-brightness").value = 100;
+      document.getElementById("f-contrast").value = 100;
+      document.getElementById("f-invert").checked = false;
+    },
+    "zoom-in": () => viewer.zoomAt(1.25), "zoom-out": () => viewer.zoomAt(0.8),
+  };
+  document.querySelector(".toolbar").addEventListener("click", (e) => {
+    const b = e.target.closest("button[data-act]");
+    if (b) acts[b.dataset.act]();
+  });
+  const filters = () => viewer.setFilter({
+    brightness: +document.getElementById("f-brightness").value,
+    contrast: +document.getElementById("f-contrast").value,
+    invert: document.getElementById("f-invert").checked,
+  });
+  for (const id of ["f-brightness", "f-contrast", "f-invert"]) document.getElementById(id).addEventListener("input", filters);
+  const std = document.getElementById("which-std");
+  const cropBox = document.getElementById("show-crop-box");
+  const overlays = () => {
+    const box = item?.ai?.crop?.payload?.box;
+    const original = document.querySelector('input[name="which"]:checked').value === "original";
+    viewer.setOverlays(box && cropBox.checked && original
+      ? [{ type: "bbox", x: box.x, y: box.y, w: box.width, h: box.height, label: "AI crop" }] : []);
+  };
+  cropBox.addEventListener("change", overlays);
+  for (const r of document.querySelectorAll('input[name="which"]')) {
+    r.addEventListener("change", async () => {
+      const which = document.querySelector('input[name="which"]:checked').value;
+      const url = which === "standardised" ? item.ai.crop.payload.standardised.url : item.image.url;
+      const regions = viewer.regions;
+      viewer.readOnly = readOnly || which !== "original";  // regions are in the original's pixels
+      await viewer.load(url);
+      viewer.regions = which === "original" ? regions : [];
+      if (which !== "original") viewer.savedRegions = regions;
+      else if (viewer.savedRegions) { viewer.regions = viewer.savedRegions; viewer.savedRegions = null; }
+      overlays();
+    });
+  }
+  for (const r of document.querySelectorAll('input[name="tool"]')) {
+    r.addEventListener("change", () => viewer.setTool(r.value));
+  }
+
+  function setTool(t) {
+    const r = document.querySelector(`input[name="tool"][value="${t}"]`);
+    if (r) { r.checked = true; viewer.setTool(t); }
+  }
+
+  function keys(e) {
+    if (typing(e) || e.ctrlKey || e.metaKey || e.altKey) return false;
+    const k = e.key;
+    const map = { f: acts.fit, 1: acts.one, 0: acts.reset, "+": acts["zoom-in"], "=": acts["zoom-in"],
+                  "-": acts["zoom-out"], i: () => { const c = document.getElementById("f-invert"); c.checked = !c.checked; filters(); },
+                  v: () => { if (!std.disabled) { const o = document.querySelector('input[name="which"][value="original"]');
+                             (o.checked ? std : o).click(); } } };
+    if (!readOnly) Object.assign(map, { h: () => setTool("pan"), b: () => setTool("bbox"), p: () => setTool("polygon"),
+                                        ".": () => setTool("point"), m: () => setTool("ruler"),
+                                        Delete: () => viewer.deleteSelected(), Backspace: () => viewer.deleteSelected() });
+    else map.m = () => setTool("ruler");
+    const f = map[k] || map[k.toLowerCase?.()];
+    if (!f) return false;
+    e.preventDefault();
+    f();
+    return true;
+  }
+
+  async function show(next) {
+    item = next;
+    document.querySelector('input[name="which"][value="original"]').checked = true;
+    viewer.readOnly = readOnly;
+    viewer.savedRegions = null;
+    std.disabled = !item.ai?.crop?.payload?.standardised;
+    const mm = item.image.metadata?.pixels_per_mm;
+    viewer.pixelsPerMm = typeof mm === "number" && mm > 0 ? mm : null;
+    await viewer.load(item.image.url);
+    overlays();
+  }
+
+  return { viewer, show, keys, setTool };
+}
+
+export function renderAi(panel, ai, { onAccept } = {}) {
+  const cls = ai?.classify, rec = ai?.recommend;
+  panel.hidden = !cls && !rec;
+  if (panel.hidden) return;
+  panel.querySelector("#ai-model").textContent = cls ? `${cls.model} ${cls.version}` : "";
+  const list = panel.querySelector("#ai-classes");
+  list.replaceChildren(...(cls?.payload?.classes || []).slice(0, 5).map((c) => {
+    const li = document.createElement("li");
+    const pct = Math.round(c.probability * 100);
+    li.innerHTML = `<span class="bar" style="--p:${pct}%"></span><span class="name"></span> <span class="pct">${pct} %</span>`;
+    li.querySelector(".name").textContent = `${c.name} (${c.code})${c.high_risk ? " ⚑" : ""}`;
+    if (onAccept) {
+      const b = document.createElement("button");
+      b.type = "button"; b.className = "link"; b.textContent = "Accept";
+      b.setAttribute("aria-label", `Accept ${c.name}`);
+      b.addEventListener("click", () => onAccept(c));
+      li.append(" ", b);
+    }
+    return li;
+  }));
+  const q = cls?.payload?.quality;
+  const qp = panel.querySelector("#ai-quality");
+  qp.hidden = !q || q.ok;
+  if (q && !q.ok) qp.textContent = `Image quality: ${q.reasons.join(", ")} — the AI suggests rejecting it as bad quality.`;
+  const steps = panel.querySelector("#ai-steps");
+  steps.replaceChildren();
+  if (rec?.payload?.steps?.length) {
+    const h = document.createElement("h3"); h.textContent = "Recommended next steps";
+    const ul = document.createElement("ul");
+    ul.append(...rec.payload.steps.map((s) => { const li = document.createElement("li"); li.textContent = s; return li; }));
+    steps.append(h, ul);
+  }
+  panel.querySelector("#ai-disclaimer").textContent = cls?.payload?.disclaimer || rec?.payload?.disclaimer || "";
+}

@@ -30,7 +30,8 @@ SELECT set_eq($$
         ('set_gold', '{admin}'), ('create_consistency_rule', '{admin}'), ('set_consistency_rule_active', '{admin}'),
         ('refresh_metrics', '{admin}'), ('metrics', '{admin,analyst}'),
         ('rerun_ai', '{admin}'), ('ai_status', '{admin}'), ('configure_red_flags', '{admin}'),
-        ('ai_queue_stats', '{anon,admin,analyst}'), ('set_quality_thresholds', '{admin}')
+        ('ai_queue_stats', '{anon,admin,analyst}'), ('set_quality_thresholds', '{admin}'),
+        ('project_overview', '{admin}'), ('list_users', '{admin}')
      ) AS g(f, roles), unnest(roles) AS r $$,
   'each api function is executable by exactly the roles that need it');
 

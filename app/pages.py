@@ -1,4 +1,4 @@
-"""The web UI's pages: sign-in, the annotator and reviewer workspaces, a 403 page. Server-rendered shells; the
+"""The web UI's pages: sign-in, the annotator and reviewer workspaces, the admin page, a 403 page. Server-rendered shells; the
 workspaces then talk to /rpc/* with the session cookie and the CSRF header (web/static/js). Which pages a person
 sees follows their roles; what they may do is decided in SQL on every call."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .errors import ApiError
 from .routes import request_id
 
 # (path, label, roles that see it) - the navigation, role-aware
-NAV = [("/work", "Annotate", {"annotator"}), ("/review", "Review", {"reviewer"}),
+NAV = [("/work", "Annotate", {"annotator"}), ("/review", "Review", {"reviewer"}), ("/admin", "Admin", {"admin"}),
        ("/dashboard", "Metrics", {"admin", "analyst"}), ("/schema", "API", None)]
 
 
@@ -103,3 +103,8 @@ async def work_page(request: Request, state: State) -> Response:
 @get("/review", include_in_schema=False)
 async def review_page(request: Request, state: State) -> Response:
     return await _page(request, state, "review.html", "reviewer", "Review")
+
+
+@get("/admin", include_in_schema=False)
+async def admin_page(request: Request, state: State) -> Response:
+    return await _page(request, state, "admin.html", "admin", "Admin")

@@ -1,0 +1,110 @@
+"""The admin page in headless Chromium: upload with per-file results (new, duplicate, refused), a rejected image
+restored from the flags queue, a work rule created and edited, a taxonomy node added, the descriptor schema checked
+by the database; an annotator gets the 403 page."""
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+from playwright.sync_api import expect
+
+from ai_services import irregular_lesion, round_lesion
+from browser import signed_in_page
+from sqlcall import act, call, make_user
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def adm(database_url):
+    tag = uuid.uuid4().hex[:8]
+    with psycopg.connect(database_url) as conn:
+        admin = make_user(conn, f"admin-{tag}@adm.test", ["admin"])
+        ann = make_user(conn, f"ann-{tag}@adm.test", ["annotator"])
+        project = call(conn, admin, "admin", "create_project", name=f"adm-{tag}")["id"]
+        call(conn, admin, "admin", "add_project_member", project_id=project, user_id=ann)
+        call(conn, admin, "admin", "upsert_taxonomy_node", project_id=project, code="NEO", name="Neoplasms")
+        call(conn, admin, "admin", "create_work_rule", project_id=project, name="everything", max_items=100)
+        emails = {u: conn.execute('SELECT email FROM auth."user" WHERE id = %s', (u,)).fetchone()[0] for u in (admin, ann)}
+    return {"project": project, "admin": admin, "ann": ann, "admin_email": emails[admin], "ann_email": emails[ann],
+            "db": database_url}
+
+
+def q(adm, sql, *args):
+    with psycopg.connect(adm["db"]) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def test_admin_uploads_manages_rules_flags_taxonomy_and_schema(app_server, adm, tmp_path):
+    one, two = tmp_path / "one.png", tmp_path / "two.png"
+    one.write_bytes(irregular_lesion()[0])
+    two.write_bytes(round_lesion()[0])
+    junk = tmp_path / "notes.png"
+    junk.write_bytes(b"%PDF-1.4 this is not an image")
+    with signed_in_page(app_server.url, adm["admin_email"], PASSWORD) as page:
+        page.set_viewport_size({"width": 1280, "height": 800})
+        page.goto(f"/admin?project={adm['project']}")
+        expect(page.locator("#project-name")).to_have_text(q(adm, "SELECT name FROM core.project WHERE id = %s",
+                                                               adm["project"])[0][0])
+        page.set_input_files("#up-files", [str(one), str(two), str(one), str(junk)])
+        rows = page.locator("#up-list li")
+        expect(rows).to_have_count(4)
+        expect(page.locator("#up-list li.ok")).to_have_count(2, timeout=20000)
+        expect(page.locator("#up-list li.dup")).to_have_count(1)
+        expect(page.locator("#up-list li.bad")).to_have_count(1)
+        expect(page.locator("#up-list li.bad .state")).to_contain_text("image")
+        assert q(adm, "SELECT count(*) FROM core.image WHERE project_id = %s", adm["project"]) == [(2,)]
+        expect(page.locator("#queue-rows")).to_contain_text("new")
+
+        # a rule: created, then its priority changed inline
+        page.fill("#rule-form input[name=name]", "urgent")
+        page.fill("#rule-form input[name=max_items]", "5")
+        page.fill("#rule-form input[name=priority]", "7")
+        page.click("#rule-form button")
+        expect(page.locator("#rule-rows")).to_contain_text("urgent")
+        page.get_by_label("Priority of urgent").fill("9")
+        page.get_by_label("Priority of urgent").press("Tab")
+        expect(page.get_by_label("Priority of urgent")).to_have_value("9")
+        page.wait_for_timeout(300)
+        assert q(adm, "SELECT priority FROM core.work_rule WHERE project_id = %s AND name = 'urgent'",
+                 adm["project"]) == [(9,)]
+
+        # a taxonomy node under NEO
+        page.fill("#node-form input[name=code]", "MEL")
+        page.fill("#node-form input[name=name]", "Melanoma")
+        page.fill("#node-form input[name=parent_code]", "NEO")
+        page.fill("#node-form input[name=synonyms]", "malignant melanoma, MM")
+        page.click("#node-form button")
+        expect(page.locator("#tax-tree")).to_contain_text("Melanoma (MEL)")
+
+        # the schema: JSON errors in the page, schema errors from the database, nothing saved until both pass
+        page.fill("#schema-json", "[{")
+        page.click("#schema-save")
+        expect(page.locator("#schema-error")).to_contain_text("Not valid JSON")
+        page.fill("#schema-json", '[{"key": "colours", "label": "Colours", "kind": "multi"}]')
+        page.click("#schema-save")
+        expect(page.locator("#schema-error")).to_be_visible()
+        assert q(adm, "SELECT count(*) FROM core.descriptor_field WHERE project_id = %s", adm["project"]) == [(0,)]
+        page.fill("#schema-json", '[{"key": "colours", "label": "Colours", "kind": "multi", "options": ["brown", "black"]}]')
+        page.click("#schema-save")
+        expect(page.locator("#schema-state")).to_contain_text("Saved")
+
+    # an annotator rejects an image; the admin restores it from the flags queue
+    with psycopg.connect(adm["db"]) as conn:
+        with conn.transaction():
+            act(conn, adm["ann"], "annotator")
+            item = conn.execute("SELECT api.next_item(%s) -> 'item' ->> 'id'", (adm["project"],)).fetchone()[0]
+            conn.execute("SELECT api.reject_image(%s, 'bad_quality', 'blurred')", (int(item),))
+    with signed_in_page(app_server.url, adm["admin_email"], PASSWORD) as page:
+        page.goto(f"/admin?project={adm['project']}#flags")
+        expect(page.locator("#flag-list")).to_contain_text("blurred")
+        page.click("#flag-list button:has-text('Restore to the queue')")
+        expect(page.locator("#flag-list")).to_contain_text("No open flags.")
+        assert q(adm, "SELECT resolution FROM core.work_item_flag f JOIN core.work_item w ON w.id = f.item_id "
+                      "WHERE w.project_id = %s", adm["project"]) == [("restored",)]
+
+    with signed_in_page(app_server.url, adm["ann_email"], PASSWORD) as page:
+        r = page.goto(f"/admin?project={adm['project']}")
+        assert r.status == 403
+        expect(page.locator("h1")).to_have_text("Not for your role")

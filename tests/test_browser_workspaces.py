@@ -28,9 +28,10 @@ def ws(database_url):
         admin = make_user(conn, f"admin-{tag}@ui.test", ["admin"])
         ann = make_user(conn, f"ann-{tag}@ui.test", ["annotator"])
         ann2 = make_user(conn, f"ann2-{tag}@ui.test", ["annotator"])
+        ann3 = make_user(conn, f"ann3-{tag}@ui.test", ["annotator"])
         rev = make_user(conn, f"rev-{tag}@ui.test", ["reviewer"])
         project = call(conn, admin, "admin", "create_project", name=f"ui-{tag}")["id"]
-        for u in (ann, ann2, rev):
+        for u in (ann, ann2, ann3, rev):
             call(conn, admin, "admin", "add_project_member", project_id=project, user_id=u)
         call(conn, admin, "admin", "upsert_taxonomy_node", project_id=project, code="NEO", name="Neoplasms")
         mel = call(conn, admin, "admin", "upsert_taxonomy_node", project_id=project, code="MEL", name="Melanoma",
@@ -42,10 +43,11 @@ def ws(database_url):
              "options": ["light_brown", "dark_brown", "black", "blue_grey"]},
             {"key": "border", "label": "Border", "kind": "single", "options": ["regular", "irregular"]}])
         # one image for each annotator (private pools), so the tests do not take each other's work
-        for who, source in ((ann, "clinic"), (ann2, "derm")):
-            call(conn, admin, "admin", "create_work_rule", project_id=project, name=source, max_items=10,
-                 source_classes=[source], pool_user_ids=[who])
-            png = irregular_lesion()[0] if source == "clinic" else irregular_lesion(500)[0]
+        for who, source, size in ((ann, "clinic", 600), (ann2, "derm", 500), (ann3, "pf", 520), (ann3, "pf", 540)):
+            if size != 540:
+                call(conn, admin, "admin", "create_work_rule", project_id=project, name=source, max_items=10,
+                     source_classes=[source], pool_user_ids=[who])
+            png = irregular_lesion(size)[0]
             sha = hashlib.sha256(png).hexdigest()
             key = f"images/{project}/{sha}.png"
             path = Path(os.environ["DL_DATA_DIR"]) / "images" / key
@@ -57,9 +59,9 @@ def ws(database_url):
                 conn.execute("SELECT api.register_image(%s, %s, %s, %s, %s, 'image/png', %s)",
                              (project, key, sha, side, side, source))
         emails = {u: conn.execute('SELECT email FROM auth."user" WHERE id = %s', (u,)).fetchone()[0]
-                  for u in (ann, ann2, rev)}
-    return {"project": project, "ann": emails[ann], "ann2": emails[ann2], "rev": emails[rev], "mel": mel,
-            "nv": nv, "db": database_url}
+                  for u in (ann, ann2, ann3, rev)}
+    return {"project": project, "ann": emails[ann], "ann2": emails[ann2], "ann3": emails[ann3], "rev": emails[rev],
+            "mel": mel, "nv": nv, "db": database_url}
 
 
 def item_state(ws, source: str = "clinic") -> tuple:
@@ -157,6 +159,22 @@ def test_invalid_content_is_shown_beside_the_field_and_changes_nothing(app_serve
         expect(err).to_be_visible()
         expect(err).to_contain_text("required")
         assert item_state(ws, "derm") == ("in_progress", 0)
+
+
+def test_the_next_image_is_fetched_while_the_current_one_is_annotated(app_server, ws):
+    with psycopg.connect(ws["db"]) as conn:
+        second = conn.execute("SELECT max(id) FROM core.image WHERE project_id = %s AND source_class = 'pf'",
+                              (ws["project"],)).fetchone()[0]
+    with signed_in_page(app_server.url, ws["ann3"], PASSWORD) as page:
+        page.goto(f"/work?project={ws['project']}")
+        with page.expect_request(lambda r: r.url.endswith(f"/images/{second}")):
+            page.click("#start-btn")
+        expect(page.locator("#annotation")).to_be_visible()
+    with psycopg.connect(ws["db"]) as conn:
+        states = conn.execute("SELECT i.id, w.status::text FROM core.work_item w JOIN core.image i ON i.id = w.image_id "
+                              "WHERE w.project_id = %s AND i.source_class = 'pf' ORDER BY i.id",
+                              (ws["project"],)).fetchall()
+    assert states == [(second - 1, "in_progress"), (second, "new")], "the prefetched image's item is not taken"
 
 
 def test_sign_in_page_and_role_aware_pages(app_server, ws):

@@ -71,6 +71,8 @@ DECLARE
     me bigint := u.id;
     minutes integer;
     picked bigint;
+    upcoming bigint;  -- the image of the item likely to come next (for prefetching), on the new-item path
+    cand record;
     attempts integer := 0;
 BEGIN
     IF u.on_vacation THEN
@@ -104,19 +106,31 @@ BEGIN
          ORDER BY w.priority DESC, w.lock_expires_at, w.id
          LIMIT 1 FOR UPDATE OF w SKIP LOCKED;
         IF picked IS NULL THEN
-            SELECT w.id INTO picked FROM core.work_item w JOIN core.work_rule r ON r.id = w.rule_id
-             WHERE w.project_id = next_item.project_id AND w.status = 'new'
-               AND r.active AND (r.pool_user_ids IS NULL OR me = ANY (r.pool_user_ids))
-               AND (r.expertise IS NULL OR r.expertise = ANY (u.expertise))
-               AND NOT EXISTS (SELECT 1 FROM core.work_item o WHERE o.image_id = w.image_id AND o.annotator_id = me
-                                                               AND o.status <> 'cancelled')
-             ORDER BY w.priority DESC, w.ai_uncertainty DESC NULLS LAST, w.created_at, w.id
-             LIMIT 1 FOR UPDATE OF w SKIP LOCKED;
+            -- the best two, in order: the first is claimed, the second's image is what the workspace prefetches
+            upcoming := NULL;
+            FOR cand IN
+                SELECT w.id, w.image_id FROM core.work_item w JOIN core.work_rule r ON r.id = w.rule_id
+                 WHERE w.project_id = next_item.project_id AND w.status = 'new'
+                   AND r.active AND (r.pool_user_ids IS NULL OR me = ANY (r.pool_user_ids))
+                   AND (r.expertise IS NULL OR r.expertise = ANY (u.expertise))
+                   AND NOT EXISTS (SELECT 1 FROM core.work_item o WHERE o.image_id = w.image_id
+                                                                   AND o.annotator_id = me AND o.status <> 'cancelled')
+                 ORDER BY w.priority DESC, w.ai_uncertainty DESC NULLS LAST, w.created_at, w.id
+                 LIMIT 2 FOR UPDATE OF w SKIP LOCKED
+            LOOP
+                IF picked IS NULL THEN
+                    picked := cand.id;
+                ELSE
+                    upcoming := cand.image_id;
+                END IF;
+            END LOOP;
         END IF;
         EXIT hunt WHEN picked IS NULL;
         BEGIN
             PERFORM core.claim(picked, me, minutes);
-            RETURN jsonb_build_object('item', core.item_document(picked, false));
+            RETURN jsonb_build_object('item', core.item_document(picked, false),
+                                      'upcoming_image', CASE WHEN upcoming IS NOT NULL
+                                                             THEN '/images/' || upcoming END);
         EXCEPTION WHEN unique_violation THEN
             -- a concurrent call of mine claimed another item of this image first: look further
             picked := NULL;
@@ -134,7 +148,8 @@ COMMENT ON FUNCTION api.next_item(bigint) IS
     'Annotator: gives you the next item of the project, locked to you: first items waiting for your edits, then '
     'your own unfinished item, then the highest-priority oldest new item you may take (never a second item of an '
     'image you annotated; private pools and expertise respected). Returns {item} with image, draft and last '
-    'review comment, or {item: null, reason} when there is nothing (queue_empty, on_vacation).';
+    'review comment (and upcoming_image: the image of the item likely to come next, to prefetch), or {item: null, '
+    'reason} when there is nothing (queue_empty, on_vacation).';
 
 CREATE OR REPLACE FUNCTION api.heartbeat(item_id bigint)
 RETURNS jsonb

@@ -40,6 +40,18 @@ async function start() {
     return;
   }
   await open(out.item);
+  prefetch(out.upcoming_image);
+}
+
+// the image of the item likely to come next, fetched while this one is annotated (then it opens from the cache)
+const prefetched = [];
+function prefetch(url) {
+  if (!url) return;
+  const img = new Image();
+  img.decoding = "async";
+  img.src = url;
+  prefetched.push(img);  // kept referenced until the next one, so the fetch is not dropped
+  if (prefetched.length > 2) prefetched.shift();
 }
 
 async function open(next) {

@@ -1,4 +1,4 @@
-"""Command line: python -m app run | serve | worker | ai-reference | migrate | info | validate | seed |
+"""Command line: python -m app run | serve | worker | ai-reference | migrate | info | validate | seed | export |
 cluster {start,stop,status}."""
 from __future__ import annotations
 
@@ -142,6 +142,28 @@ def _companions() -> list:
     return procs
 
 
+def cmd_export(s: config.Settings, args) -> int:
+    """python -m app export: the dataset export to a file (and its manifest beside it)."""
+    import asyncio
+    import json
+    from pathlib import Path
+
+    from .export import WRITERS, export_to_file, filters_from
+
+    if args.format not in WRITERS:
+        print("error: --format is jsonl, csv or coco", file=sys.stderr)
+        return 2
+    filters = filters_from({"classes": args.classes, "rule_ids": args.rule_ids, "batch": args.batch,
+                            "from": args.date_from, "to": args.date_to, "gold": args.gold})
+    out = Path(args.out)
+    with out.open("wb") as f:
+        manifest = asyncio.run(export_to_file(s.database_url, args.project, args.format, args.as_user, filters, f))
+    Path(f"{out}.manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    print(f"exported {manifest['items']} items of {manifest['images']} images to {out} "
+          f"(manifest: {out}.manifest.json)")
+    return 0
+
+
 def cmd_run(s: config.Settings) -> int:
     """The embedded default: cluster (created once), database, migrations, then the app until Ctrl-C."""
     import os
@@ -171,6 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("run", "serve", "worker", "ai-reference", "migrate", "info", "validate", "seed"):
         sub.add_parser(name)
+    e = sub.add_parser("export", help="export approved annotations (jsonl, csv, coco)")
+    e.add_argument("--project", type=int, required=True)
+    e.add_argument("--format", default="jsonl", choices=["jsonl", "csv", "coco"])
+    e.add_argument("--as", dest="as_user", required=True, help="email of an admin of the project (audited as them)")
+    e.add_argument("--out", required=True)
+    e.add_argument("--classes", help="comma-separated taxonomy codes (descendants included)")
+    e.add_argument("--rule-ids", dest="rule_ids")
+    e.add_argument("--batch")
+    e.add_argument("--from", dest="date_from")
+    e.add_argument("--to", dest="date_to")
+    e.add_argument("--gold", choices=["exclude", "include", "only"])
     c = sub.add_parser("cluster")
     c.add_argument("action", choices=["start", "stop", "status"])
     args = p.parse_args(argv)
@@ -178,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "cluster":
             return cmd_cluster(s, args.action)
+        if args.cmd == "export":
+            return cmd_export(s, args)
         return {"run": cmd_run, "serve": cmd_serve, "migrate": cmd_migrate, "info": cmd_info,
                 "validate": cmd_validate, "seed": cmd_seed, "worker": cmd_worker,
                 "ai-reference": cmd_ai_reference}[args.cmd](s)

@@ -24,6 +24,7 @@ from .images import image, standardised, thumbnail, upload
 from .logs import access_log
 from .metrics import config as prometheus, metrics
 from .oidc import OidcConfig, oidc_callback, oidc_login
+from .export import export
 from .pages import admin_page, home, login_page, review_page, work_page
 from .routes import login, logout, openapi_json, rpc_get, rpc_post, schema_page
 from .ratelimit import RateLimiter
@@ -84,7 +85,7 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[healthz, login, logout, rpc_post, rpc_get, openapi_json, upload, image, thumbnail,
                         standardised, metrics, oidc_login, oidc_callback, schema_page, dashboard, dashboard_csv,
-                        home, login_page, work_page, review_page, admin_page,
+                        home, login_page, work_page, review_page, admin_page, export,
                         create_static_files_router(path="/static", directories=[config.ROOT / "web" / "static"])],
         template_config=TemplateConfig(directory=config.ROOT / "web" / "templates", engine=JinjaTemplateEngine),
         middleware=[access_log, prometheus.middleware],

@@ -6,8 +6,9 @@ import asyncio
 import json
 import logging
 import random
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import psycopg
 from psycopg import sql
@@ -189,6 +190,29 @@ async def call(pool: AsyncConnectionPool, fn: Function, caller: Caller, args: di
                 continue
             raise
     raise AssertionError("unreachable")
+
+
+@asynccontextmanager
+async def snapshot(pool: AsyncConnectionPool, caller: Caller, role_of: Function,
+                   request_id: str) -> AsyncIterator[Callable[[Function, dict[str, Any]], Awaitable[Any]]]:
+    """One read-only REPEATABLE READ transaction as the caller, for many calls that must see the same data (a
+    streamed export reads page after page of one snapshot). Yields `call(fn, args)` returning decoded JSON."""
+    role = role_of.role_for(caller)
+    as_caller = claims_params(role, {"sub": caller.user_id, "sid": caller.session, "role": role,
+                                     "request_id": request_id})
+    async with pool.connection() as conn:
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        await conn.execute(SET_CLAIMS, as_caller)
+
+        async def call_in(fn: Function, args: dict[str, Any]) -> Any:
+            query, params = fn.bind(args)
+            row = await (await conn.execute(query, params)).fetchone()
+            return None if row is None or row[0] is None else json.loads(row[0])
+
+        try:
+            yield call_in
+        finally:
+            await conn.rollback()  # read only: nothing to keep
 
 
 async def listen_for_reload(conninfo: str, catalog: Catalog, pool: AsyncConnectionPool) -> None:

@@ -78,6 +78,7 @@ def test_annotate_review_edit_approve_in_the_browser(app_server, ws):
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"/work?project={ws['project']}")
+        expect(page.locator("#start-btn")).to_be_enabled()  # the page is ready
         page.keyboard.press("Enter")  # Start
         expect(page.locator("#annotation")).to_be_visible()
         page.locator("#class-search").fill("malignant mel")  # a synonym
@@ -111,6 +112,7 @@ def test_annotate_review_edit_approve_in_the_browser(app_server, ws):
     with signed_in_page(url, ws["rev"], PASSWORD) as page:
         page.set_viewport_size({"width": 1920, "height": 1080})
         page.goto(f"/review?project={ws['project']}")
+        expect(page.locator("#start-btn")).to_be_enabled()
         page.keyboard.press("Enter")
         expect(page.locator("#annotation")).to_contain_text("Melanoma (MEL)")
         expect(page.locator("#annotation")).to_contain_text("irregular")
@@ -143,6 +145,7 @@ def test_annotate_review_edit_approve_in_the_browser(app_server, ws):
 def test_invalid_content_is_shown_beside_the_field_and_changes_nothing(app_server, ws):
     with signed_in_page(app_server.url, ws["ann2"], PASSWORD) as page:
         page.goto(f"/work?project={ws['project']}")
+        expect(page.locator("#start-btn")).to_be_enabled()
         page.keyboard.press("?")
         expect(page.locator("#help")).to_be_visible()
         expect(page.locator("#help")).to_contain_text("Ctrl+Enter")

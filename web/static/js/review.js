@@ -135,7 +135,7 @@ $("save-template").addEventListener("click", async () => {
 
 document.addEventListener("keydown", (e) => {
   if (document.querySelector("dialog[open]") || typing(e) || e.ctrlKey || e.metaKey || e.altKey) return;
-  if (!item && e.key === "Enter") { e.preventDefault(); start(); return; }
+  if (!item && e.key === "Enter" && !$("start-btn").disabled) { e.preventDefault(); start(); return; }
   if (e.key === "?") { e.preventDefault(); $("help").showModal(); return; }
   if (!item) return;
   if (e.key === "a" || e.key === "A") { e.preventDefault(); decide("approve"); return; }
@@ -150,4 +150,5 @@ $("start-btn").addEventListener("click", start);
 $("approve-btn").addEventListener("click", () => decide("approve"));
 $("changes-btn").addEventListener("click", () => decide("changes"));
 loadTemplates();
+$("start-btn").disabled = false;  // ready
 $("start-btn").focus();

@@ -311,7 +311,7 @@ document.addEventListener("keydown", (e) => {
   if (e.altKey && /^[1-5]$/.test(e.key)) { e.preventDefault(); picker.pickRecent(Number(e.key) - 1); return; }
   if (document.querySelector("dialog[open]")) return;
   if (typing(e)) return;
-  if (!item && e.key === "Enter" && !$("start").hidden) { e.preventDefault(); start(); return; }
+  if (!item && e.key === "Enter" && !$("start").hidden && !$("start-btn").disabled) { e.preventDefault(); start(); return; }
   if (e.key === "?") { e.preventDefault(); $("help").showModal(); return; }
   if (!item) return;
   if (e.key === "/") { e.preventDefault(); $("class-search").focus(); return; }
@@ -333,6 +333,7 @@ form.addEventListener("focusout", () => { if (dirty) autosave(); });
 (async () => {
   const schema = await rpc("descriptor_schema", { project_id: project });
   descriptors = new DescriptorsForm($("descriptors"), schema, touch);
+  $("start-btn").disabled = false;  // ready: the form an item opens into exists
   loadTemplates();
   const q = await refreshMyWork();
   // resume: an item I hold or one sent back to me opens at once (a reload finds the draft)

@@ -44,6 +44,20 @@ async def records(call: Call, project: int, filters: dict) -> AsyncIterator[dict
         after_image, after_item = page[-1]["image_id"], page[-1]["item_id"]
 
 
+async def chunked(parts: AsyncIterator[bytes], size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    """Joins small pieces into chunks of about `size` bytes: one write per chunk, not one per record."""
+    buf: list[bytes] = []
+    n = 0
+    async for part in parts:
+        buf.append(part)
+        n += len(part)
+        if n >= size:
+            yield b"".join(buf)
+            buf, n = [], 0
+    if buf:
+        yield b"".join(buf)
+
+
 async def jsonl(call: Call, project: int, filters: dict, manifest: dict) -> AsyncIterator[bytes]:
     yield msgspec.json.encode({"manifest": manifest}) + b"\n"
     async for rec in records(call, project, filters):
@@ -174,7 +188,7 @@ async def export(request: Request, state: State, project_id: int, format: str = 
         async with rpc.snapshot(state.pool, caller, catalog.get("export_page"), rid) as call_in:
             async def call(fn: str, args: dict) -> Any:
                 return await call_in(catalog.get(fn), args)
-            async for chunk in WRITERS[format](call, project_id, filters, manifest):
+            async for chunk in chunked(WRITERS[format](call, project_id, filters, manifest)):
                 yield chunk
 
     ext = {"jsonl": "jsonl", "csv": "csv", "coco": "json"}[format]

@@ -50,8 +50,9 @@ def main() -> None:
         port = s.getsockname()[1]
     env = {**os.environ, "DL_PORT": str(port), "DL_METRICS_REFRESH_SECONDS": "0", "DL_RATE_RPC": "off",
            "DL_LOG_FORMAT": "text"}
+    log = open(Path(os.environ["DL_DATA_DIR"]) / "export-bench-app.log", "w+b")
     app = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=log)
     try:
         for _ in range(200):
             try:
@@ -86,6 +87,10 @@ def main() -> None:
             sampler.join()
             print(f"{fmt:<6} | {done:>8,} | {done / elapsed:>8,.0f} | {size / 1e6:>6.0f} | "
                   f"{before} / {max(during)} / {memory(app.pid)[1]}")
+    except Exception:
+        log.seek(0)
+        print("app log (tail):\n" + log.read().decode(errors="replace")[-3000:])
+        raise
     finally:
         app.terminate()
         app.wait(10)

@@ -162,15 +162,16 @@ BEGIN
     IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 10000 THEN
         PERFORM core.invalid('max_rows', 'must be between 1 and 10000');
     END IF;
-    RETURN (SELECT coalesce(jsonb_agg(core.export_record(w, i, r) ORDER BY w.image_id, w.id), '[]')
-              FROM (SELECT w.* FROM core.work_item w
+    -- the limit on the rows, inside; the aggregate outside (a LIMIT beside an aggregate limits its one row)
+    RETURN (SELECT coalesce(jsonb_agg(core.export_record(x.w, x.i, x.r) ORDER BY (x.w).image_id, (x.w).id), '[]')
+              FROM (SELECT w, i, r FROM core.work_item w
+                      JOIN core.image i ON i.id = w.image_id
+                      JOIN core.annotation_revision r ON r.item_id = w.id AND r.revision_seq = w.last_revision_seq
                      WHERE w.project_id = export_page.project_id AND w.status = 'done'
                        AND (w.image_id, w.id) > (export_page.after_image, export_page.after_item)
-                     ORDER BY w.image_id, w.id) w
-              JOIN core.image i ON i.id = w.image_id
-              JOIN core.annotation_revision r ON r.item_id = w.id AND r.revision_seq = w.last_revision_seq
-             WHERE core.export_matches(w, i, r, f)
-             LIMIT export_page.max_rows);
+                       AND core.export_matches(w, i, r, f)
+                     ORDER BY w.image_id, w.id
+                     LIMIT export_page.max_rows) x);
 END
 $$;
 COMMENT ON FUNCTION api.export_page(bigint, jsonb, bigint, bigint, integer) IS

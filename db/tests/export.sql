@@ -1,6 +1,6 @@
 -- The export: which approved items, each record field by field, filters, keyset pages, the manifest and its audit.
 BEGIN;
-SELECT plan(16);
+SELECT plan(17);
 
 SELECT * FROM tests.fixture(n_images => 3) \gset
 SELECT id AS img2 FROM core.image WHERE project_id = :project ORDER BY id OFFSET 1 LIMIT 1 \gset
@@ -36,6 +36,8 @@ SELECT is(:'page'::jsonb -> 0 ->> 'sha256', (SELECT sha256 FROM core.image WHERE
 SELECT is(:'page'::jsonb -> 1 -> 'regions' -> 0 ->> 'label', 'edge', 'the polygon of the second');
 
 -- keyset pages and filters
+SELECT is(api.export_page(:project, '{}', 0, 0, 1), jsonb_build_array(:'page'::jsonb -> 0),
+          'a page holds at most max_rows records');
 SELECT is(jsonb_array_length(api.export_page(:project, '{}', (:'page'::jsonb -> 0 ->> 'image_id')::bigint,
                                              (:'page'::jsonb -> 0 ->> 'item_id')::bigint, 1000)), 1,
           'the page after the first record holds the second');

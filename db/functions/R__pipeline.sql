@@ -20,12 +20,10 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM core.ai_suggestion s WHERE s.image_id = n.image_id)
     ON CONFLICT DO NOTHING;
     -- new items of active-learning rules for images classified already (a second rule, a later slot)
-    UPDATE core.work_item w
-       SET ai_uncertainty = core.ai_uncertainty(r.active_learning,
-                                                (core.ai_latest(w.image_id, 'classify')).payload -> 'probabilities')
-      FROM new_items n JOIN core.work_rule r ON r.id = n.rule_id
-     WHERE w.id = n.id AND r.active_learning IS NOT NULL
-       AND EXISTS (SELECT 1 FROM core.ai_suggestion s WHERE s.image_id = n.image_id AND s.stage = 'classify');
+    PERFORM core.ai_rekey(ARRAY(
+        SELECT n.id FROM new_items n JOIN core.work_rule r ON r.id = n.rule_id
+         WHERE r.active_learning IS NOT NULL
+           AND EXISTS (SELECT 1 FROM core.ai_suggestion s WHERE s.image_id = n.image_id AND s.stage = 'classify')));
     RETURN NULL;
 END
 $$;
@@ -311,15 +309,25 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION core.ai_set_uncertainty(p_image bigint) RETURNS void
+CREATE OR REPLACE FUNCTION core.ai_rekey(p_items bigint[]) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
--- The sort key of active-learning rules, on the image's new items, from its latest classification.
+-- The one place the active-learning sort key is set: for these items, if still new, from their rule's method and
+-- their image's latest classification (NULL when the rule has none, or the AI has not spoken).
 BEGIN
     UPDATE core.work_item w
-       SET ai_uncertainty = core.ai_uncertainty(r.active_learning, (core.ai_latest(p_image, 'classify')).payload
-                                                                    -> 'probabilities')
+       SET ai_uncertainty = core.ai_uncertainty(r.active_learning,
+                                                (core.ai_latest(w.image_id, 'classify')).payload -> 'probabilities')
       FROM core.work_rule r
-     WHERE r.id = w.rule_id AND r.active_learning IS NOT NULL AND w.image_id = p_image AND w.status = 'new';
+     WHERE r.id = w.rule_id AND w.id = ANY (p_items) AND w.status = 'new';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION core.ai_set_uncertainty(p_image bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
+-- After a classification: the image's new items of active-learning rules.
+BEGIN
+    PERFORM core.ai_rekey(ARRAY(SELECT w.id FROM core.work_item w JOIN core.work_rule r ON r.id = w.rule_id
+                                 WHERE w.image_id = p_image AND w.status = 'new' AND r.active_learning IS NOT NULL));
 END
 $$;
 

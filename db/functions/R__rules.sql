@@ -179,10 +179,7 @@ BEGIN
      WHERE x.id = rule_id;
     IF (before ->> 'active_learning') IS DISTINCT FROM r.active_learning THEN
         -- re-key the rule's waiting items from what the AI already said
-        UPDATE core.work_item w
-           SET ai_uncertainty = core.ai_uncertainty(r.active_learning,
-                                                    (core.ai_latest(w.image_id, 'classify')).payload -> 'probabilities')
-         WHERE w.rule_id = r.id AND w.status = 'new';
+        PERFORM core.ai_rekey(ARRAY(SELECT w.id FROM core.work_item w WHERE w.rule_id = r.id AND w.status = 'new'));
     END IF;
     PERFORM core.audit('update_work_rule', 'work_rule', rule_id, before, core.rule_json(rule_id));
     RETURN core.rule_json(rule_id);

@@ -1,7 +1,7 @@
 -- Quality control that uses the AI: active-learning order, the ai_disagreement hint, metrics.ai_agreement, and the
 -- project's thresholds.
 BEGIN;
-SELECT plan(15);
+SELECT plan(17);
 
 SELECT * FROM tests.fixture(n_images => 4) \gset
 SELECT id AS img2 FROM core.image WHERE project_id = :project ORDER BY id OFFSET 1 LIMIT 1 \gset
@@ -97,6 +97,17 @@ SELECT results_eq(format('SELECT code, items, ai_agreed, agreement_rate, mean_ai
                          'WHERE project_id = %s', :project),
                   $$VALUES ('NV'::text, 3::bigint, 1::bigint, 0.3333::numeric, 0.7500::numeric)$$,
                   'NV three times; the AI agreed once (img3); mean top probability (0.95 + 0.5 + 0.8) / 3');
+
+-- a rule switched to active learning re-keys its waiting items from what the AI already said
+SELECT tests.act_as(:admin, 'admin');
+SELECT (api.create_work_rule(:project, 'second look', 100) ->> 'id')::bigint AS rule2 \gset
+SELECT api.generate_work_items(:rule2);
+SELECT is((SELECT ai_uncertainty FROM core.work_item WHERE rule_id = :rule2 AND image_id = :img1), NULL,
+          'no key while the rule is not active learning');
+SELECT api.update_work_rule(:rule2, '{"active_learning": "entropy"}');
+SELECT tests.as_superuser();
+SELECT is((SELECT round(ai_uncertainty::numeric, 3) FROM core.work_item WHERE rule_id = :rule2 AND image_id = :img1),
+          0.286, 'switched on: entropy of 0.95/0.05 = 0.286');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -9,6 +9,8 @@ BEGIN
     RETURN (SELECT jsonb_build_object(
         'id', w.id, 'project_id', w.project_id, 'status', w.status, 'priority', w.priority,
         'review_stage', w.review_stage, 'revision_seq', w.last_revision_seq,
+        -- back with its annotator after a reviewer asked for changes (an item with revisions returns no other way)
+        'sent_back', w.last_revision_seq > 0 AND w.status IN ('in_progress', 'edits_requested'),
         'annotator_id', w.annotator_id, 'assignee_id', w.assignee_id,
         'locked_at', w.locked_at, 'lock_expires_at', w.lock_expires_at, 'created_at', w.created_at,
         'image', jsonb_build_object('id', i.id, 'url', '/images/' || i.id, 'thumb_url', '/images/' || i.id || '/thumb',

@@ -1,6 +1,6 @@
 -- QC review: never your own annotation, request_changes back to the same annotator, two-stage review.
 BEGIN;
-SELECT plan(21);
+SELECT plan(22);
 
 SELECT * FROM tests.fixture(n_images => 3, stages => 2) \gset
 
@@ -38,6 +38,7 @@ SELECT is((:'back'::jsonb -> 'item' ->> 'id')::bigint, :item::bigint, 'a1 gets t
 SELECT is(:'back'::jsonb -> 'item' -> 'last_review' ->> 'comment', 'Border is irregular: reconsider',
           'with the reviewer''s comment');
 SELECT is((:'back'::jsonb -> 'item' -> 'latest_revision' ->> 'revision_seq')::int, 1, 'and the previous revision');
+SELECT is((:'back'::jsonb -> 'item' ->> 'sent_back')::boolean, true, 'marked as sent back');
 SELECT is(api.submit_annotation(:item, tests.content(:nev)) ->> 'revision_seq', '2', 'the edit is revision 2');
 
 -- two stages: stage 1 by r1 (level 1), stage 2 only by a level-2 reviewer other than r1

@@ -61,8 +61,7 @@ async function open(next) {
   form.hidden = false;
   $("start").hidden = true;
   form.querySelectorAll("button, input, select, textarea").forEach((el) => { el.disabled = false; });
-  // sent back by a reviewer: it has revisions and the last review asked for changes
-  const sentBack = item.revision_seq > 0 && item.last_review?.decision === "changes_requested";
+  const sentBack = item.sent_back;  // decided in SQL
   $("item-title").textContent = `Item ${item.id}${sentBack ? " (edits requested)" : ""}`;
   // a draft wins; else, for edits requested, the revision the reviewer saw
   const content = item.draft || (sentBack ? item.latest_revision?.content : null) || {};

@@ -168,13 +168,18 @@ class Catalog:
         return fn
 
 
+def _as_caller(role: str, caller: Caller, request_id: str) -> tuple[Any, ...]:
+    """SET_CLAIMS's parameters for this caller in this role and request."""
+    return claims_params(role, {"sub": caller.user_id, "sid": caller.session, "role": role,
+                                "request_id": request_id})
+
+
 async def call(pool: AsyncConnectionPool, fn: Function, caller: Caller, args: dict[str, Any],
                request_id: str) -> bytes:
     """role + claims + call + commit in one pipeline; serialization failures and deadlocks retried."""
     role = fn.role_for(caller)  # who you are is decided before what you sent is checked
     query, params = fn.bind(args)
-    as_caller = claims_params(role, {"sub": caller.user_id, "sid": caller.session, "role": role,
-                                         "request_id": request_id})
+    as_caller = _as_caller(role, caller, request_id)
     for attempt in range(4):
         try:
             async with pool.connection() as conn:
@@ -197,9 +202,7 @@ async def snapshot(pool: AsyncConnectionPool, caller: Caller, role_of: Function,
                    request_id: str) -> AsyncIterator[Callable[[Function, dict[str, Any]], Awaitable[Any]]]:
     """One read-only REPEATABLE READ transaction as the caller, for many calls that must see the same data (a
     streamed export reads page after page of one snapshot). Yields `call(fn, args)` returning decoded JSON."""
-    role = role_of.role_for(caller)
-    as_caller = claims_params(role, {"sub": caller.user_id, "sid": caller.session, "role": role,
-                                     "request_id": request_id})
+    as_caller = _as_caller(role_of.role_for(caller), caller, request_id)
     async with pool.connection() as conn:
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         await conn.execute(SET_CLAIMS, as_caller)

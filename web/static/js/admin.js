@@ -1,6 +1,6 @@
 // The admin page of a project: queue, upload (drag and drop, per-file progress, duplicates), rejected images,
 // work rules, people, taxonomy and descriptor schema. Every change is one api call; the SQL checks and audits it.
-import { rpc } from "./api.js";
+import { csrf, rpc } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 const project = Number($("admin").dataset.project);
@@ -127,12 +127,7 @@ $("user-form").addEventListener("submit", async (e) => {
   }
 });
 
-// -- upload -------------------------------------------------------------------------------------------------------
-function csrf() {
-  const m = document.cookie.match(/(?:^|;\s*)dl_csrf=([^;]+)/);
-  return m ? decodeURIComponent(m[1]) : "";
-}
-
+// -- upload (XMLHttpRequest: fetch reports no upload progress) -------------------------------------------------
 function uploadOne(file) {
   const li = el("li");
   const name = el("span", file.name, { className: "name" });

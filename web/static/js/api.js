@@ -9,7 +9,7 @@ export class ApiError extends Error {
   }
 }
 
-function csrf() {
+export function csrf() {
   const m = document.cookie.match(/(?:^|;\s*)dl_csrf=([^;]+)/);
   return m ? decodeURIComponent(m[1]) : "";
 }

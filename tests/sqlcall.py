@@ -31,8 +31,8 @@ def make_user(conn: psycopg.Connection, email: str, roles: list[str], level: int
     with conn.transaction():
         return conn.execute(
             "INSERT INTO auth.\"user\" (email, display_name, password_hash, roles, review_level) "
-            "VALUES (%s, %s, crypt('correct horse battery', gen_salt('bf', 4)), %s::auth.app_role[], %s) RETURNING id",
-            (email, email.split("@")[0], roles, level)).fetchone()[0]
+            "VALUES (%s, %s, crypt(%s, gen_salt('bf', 4)), %s::auth.app_role[], %s) RETURNING id",
+            (email, email.split("@")[0], PASSWORD, roles, level)).fetchone()[0]
 
 
 def make_project(conn: psycopg.Connection, tag: str, n_images: int, annotators: int, reviewers: int,
@@ -51,3 +51,21 @@ def make_project(conn: psycopg.Connection, tag: str, n_images: int, annotators: 
         conn.execute("SELECT api.register_image(%s, 'k/' || i, encode(sha256((%s || i)::bytea), 'hex'), 100, 100, "
                      "'image/png') FROM generate_series(1, %s) i", (project, tag, n_images))
     return {"admin": admin, "project": project, "annotators": anns, "reviewers": revs, "class": cls}
+
+
+PASSWORD = "correct horse battery"  # every make_user user's password
+
+
+def make_team(conn: psycopg.Connection, name: str, **people: list[str]) -> dict:
+    """An admin, the named people (name=roles), and a project they all belong to. Returns the project id, each
+    person's id under their name (the admin's under 'admin') and everyone's email under 'emails'."""
+    tag = uuid.uuid4().hex[:8]
+    team: dict = {"emails": {}}
+    for who, roles in {"admin": ["admin"], **people}.items():
+        email = f"{who}-{tag}@{name}.test"
+        team[who] = make_user(conn, email, roles)
+        team["emails"][who] = email
+    team["project"] = call(conn, team["admin"], "admin", "create_project", name=f"{name}-{tag}")["id"]
+    for who in people:
+        call(conn, team["admin"], "admin", "add_project_member", project_id=team["project"], user_id=team[who])
+    return team

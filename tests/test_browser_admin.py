@@ -3,32 +3,24 @@ restored from the flags queue, a work rule created and edited, a taxonomy node a
 by the database; an annotator gets the 403 page."""
 from __future__ import annotations
 
-import uuid
-
 import psycopg
 import pytest
 from playwright.sync_api import expect
 
 from ai_services import irregular_lesion, round_lesion
 from browser import signed_in_page
-from sqlcall import act, call, make_user
-
-PASSWORD = "correct horse battery"
+from sqlcall import PASSWORD, act, call, make_team
 
 
 @pytest.fixture(scope="module")
 def adm(database_url):
-    tag = uuid.uuid4().hex[:8]
     with psycopg.connect(database_url) as conn:
-        admin = make_user(conn, f"admin-{tag}@adm.test", ["admin"])
-        ann = make_user(conn, f"ann-{tag}@adm.test", ["annotator"])
-        project = call(conn, admin, "admin", "create_project", name=f"adm-{tag}")["id"]
-        call(conn, admin, "admin", "add_project_member", project_id=project, user_id=ann)
+        team = make_team(conn, "adm", ann=["annotator"])
+        project, admin = team["project"], team["admin"]
         call(conn, admin, "admin", "upsert_taxonomy_node", project_id=project, code="NEO", name="Neoplasms")
         call(conn, admin, "admin", "create_work_rule", project_id=project, name="everything", max_items=100)
-        emails = {u: conn.execute('SELECT email FROM auth."user" WHERE id = %s', (u,)).fetchone()[0] for u in (admin, ann)}
-    return {"project": project, "admin": admin, "ann": ann, "admin_email": emails[admin], "ann_email": emails[ann],
-            "db": database_url}
+    return {"project": project, "admin": admin, "ann": team["ann"], "admin_email": team["emails"]["admin"],
+            "ann_email": team["emails"]["ann"], "db": database_url}
 
 
 def q(adm, sql, *args):

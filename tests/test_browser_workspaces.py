@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -16,23 +15,14 @@ from playwright.sync_api import expect
 
 from ai_services import irregular_lesion
 from browser import signed_in_page
-from sqlcall import act, call, make_user
-
-PASSWORD = "correct horse battery"
+from sqlcall import PASSWORD, act, call, make_team
 
 
 @pytest.fixture(scope="module")
 def ws(database_url):
-    tag = uuid.uuid4().hex[:8]
     with psycopg.connect(database_url) as conn:
-        admin = make_user(conn, f"admin-{tag}@ui.test", ["admin"])
-        ann = make_user(conn, f"ann-{tag}@ui.test", ["annotator"])
-        ann2 = make_user(conn, f"ann2-{tag}@ui.test", ["annotator"])
-        ann3 = make_user(conn, f"ann3-{tag}@ui.test", ["annotator"])
-        rev = make_user(conn, f"rev-{tag}@ui.test", ["reviewer"])
-        project = call(conn, admin, "admin", "create_project", name=f"ui-{tag}")["id"]
-        for u in (ann, ann2, ann3, rev):
-            call(conn, admin, "admin", "add_project_member", project_id=project, user_id=u)
+        team = make_team(conn, "ui", ann=["annotator"], ann2=["annotator"], ann3=["annotator"], rev=["reviewer"])
+        project, admin, ann, ann2, ann3 = (team[k] for k in ("project", "admin", "ann", "ann2", "ann3"))
         call(conn, admin, "admin", "upsert_taxonomy_node", project_id=project, code="NEO", name="Neoplasms")
         mel = call(conn, admin, "admin", "upsert_taxonomy_node", project_id=project, code="MEL", name="Melanoma",
                    parent_code="NEO", synonyms=["malignant melanoma"])["id"]
@@ -58,9 +48,7 @@ def ws(database_url):
                 act(conn, admin, "admin")
                 conn.execute("SELECT api.register_image(%s, %s, %s, %s, %s, 'image/png', %s)",
                              (project, key, sha, side, side, source))
-        emails = {u: conn.execute('SELECT email FROM auth."user" WHERE id = %s', (u,)).fetchone()[0]
-                  for u in (ann, ann2, ann3, rev)}
-    return {"project": project, "ann": emails[ann], "ann2": emails[ann2], "ann3": emails[ann3], "rev": emails[rev],
+    return {"project": project, **{k: team["emails"][k] for k in ("ann", "ann2", "ann3", "rev")},
             "mel": mel, "nv": nv, "db": database_url}
 
 

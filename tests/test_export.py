@@ -12,7 +12,7 @@ import pytest
 from pycocotools.coco import COCO
 
 from conftest import run_cli
-from sqlcall import act, call, make_user
+from sqlcall import act, call, make_team
 from test_http_rpc import token
 
 
@@ -20,12 +20,8 @@ from test_http_rpc import token
 def ds(database_url):
     tag = uuid.uuid4().hex[:8]
     with psycopg.connect(database_url) as conn:
-        admin = make_user(conn, f"admin-{tag}@ex.test", ["admin"])
-        ann = make_user(conn, f"ann-{tag}@ex.test", ["annotator"])
-        rev = make_user(conn, f"rev-{tag}@ex.test", ["reviewer"])
-        project = call(conn, admin, "admin", "create_project", name=f"export-{tag}")["id"]
-        for u in (ann, rev):
-            call(conn, admin, "admin", "add_project_member", project_id=project, user_id=u)
+        team = make_team(conn, "export", ann=["annotator"], rev=["reviewer"])
+        project, admin, ann, rev = (team[k] for k in ("project", "admin", "ann", "rev"))
         call(conn, admin, "admin", "upsert_taxonomy_node", project_id=project, code="NEO", name="Neoplasms")
         mel = call(conn, admin, "admin", "upsert_taxonomy_node", project_id=project, code="MEL", name="Melanoma",
                    parent_code="NEO", icd10="C43", snomed_ct="372244006")["id"]
@@ -54,10 +50,8 @@ def ds(database_url):
             if i < 2:  # the third stays in review: not exported
                 review = call(conn, rev, "reviewer", "next_review", project_id=project)["item"]["id"]
                 call(conn, rev, "reviewer", "approve", item_id=review)
-        emails = {u: conn.execute('SELECT email FROM auth."user" WHERE id = %s', (u,)).fetchone()[0]
-                  for u in (admin, ann)}
     return {"project": project, "admin": admin, "ann": ann, "rev": rev, "mel": mel, "nv": nv, "db": database_url,
-            "admin_email": emails[admin]}
+            "admin_email": team["emails"]["admin"]}
 
 
 def exports_audited(ds) -> int:

@@ -21,8 +21,10 @@ def app_conninfo(database_url: str, user: str, password: str | None) -> str:
     return make_conninfo(**params)
 
 
-def make_pool(conninfo: str, min_size: int = 2, max_size: int = 16) -> AsyncConnectionPool:
-    return AsyncConnectionPool(conninfo, min_size=min_size, max_size=max_size, open=False,
+def make_pool(conninfo: str, min_size: int = 2, max_size: int = 16, timeout: float = 5) -> AsyncConnectionPool:
+    # timeout: how long a request waits for a connection before answering 503 (the database is down or saturated);
+    # a client retrying after Retry-After beats one hanging for the library's default 30 s.
+    return AsyncConnectionPool(conninfo, min_size=min_size, max_size=max_size, open=False, timeout=timeout,
                                kwargs={"autocommit": False}, name="dermlabel")
 
 

@@ -56,20 +56,32 @@ def as_api_error(exc: psycopg.Error, anonymous: bool, request_id: str) -> ApiErr
     """The HTTP error for a SQL error (DESIGN.md's mapping), for handlers that raise rather than return."""
     diag = exc.diag
     state = diag.sqlstate or ""
-    status = status_for(state, anonymous)
+    # no SQLSTATE on an OperationalError: the connection broke or none could be had (PostgreSQL restarting, the
+    # pool timed out). An outage, not a bug: 503 and try again.
+    # A DataError without one was raised by the driver adapting an argument (the database never saw it): 400.
+    if not state and isinstance(exc, psycopg.OperationalError):
+        status = 503
+    elif not state and isinstance(exc, psycopg.DataError):
+        status = 400
+    else:
+        status = status_for(state, anonymous)
     if status >= 500 and status != 503:
         # details only in the log: never row contents, never internals, to the client
-        log.error("request %s: unexpected SQL error %s: %s", request_id, state, diag.message_primary)
+        log.error("request %s: unexpected SQL error %s: %s", request_id, state or type(exc).__name__,
+                  diag.message_primary or exc)
         return ApiError(500, state or "XX000", "internal error", {"request_id": request_id})
     if status == 503:
-        log.warning("request %s: database unavailable (%s): %s", request_id, state, diag.message_primary)
-        return ApiError(503, state, "the database is unavailable, try again shortly", headers={"Retry-After": "1"})
+        why = diag.message_primary or (str(exc).strip().splitlines() or [""])[0]
+        log.warning("request %s: database unavailable (%s): %s", request_id, state or type(exc).__name__, why)
+        return ApiError(503, state or "PT503", "the database is unavailable, try again shortly",
+                        headers={"Retry-After": "1"})
     details: object = diag.message_detail
     if diag.column_name:  # our validation errors name the field here
         details = {"field": diag.column_name, "detail": diag.message_detail}
     if state in ("23503", "23505", "23502", "23514") and not diag.column_name:
         details = None  # constraint details can quote row values: keep them out of responses
-    return ApiError(status, state, diag.message_primary or "error", details, diag.message_hint)
+    message = diag.message_primary or str(exc) or "error"
+    return ApiError(status, state or "PGRST400", message, details, diag.message_hint)
 
 
 def from_api(exc: ApiError) -> Response[bytes]:

@@ -17,9 +17,11 @@ from .routes import request_id
 from .storage import StorageError
 
 MAX_BYTES = int(os.environ.get("DL_MAX_UPLOAD_MB", "40")) * 1024 * 1024
+MAX_REQUEST_BYTES = int(os.environ.get("DL_MAX_REQUEST_MB", "1024")) * 1024 * 1024
 
 
-@post("/projects/{project_id:int}/images", status_code=200, request_max_body_size=None)
+# the whole request (many files) is bounded too: each file by MAX_BYTES, the request by DL_MAX_REQUEST_MB
+@post("/projects/{project_id:int}/images", status_code=200, request_max_body_size=MAX_REQUEST_BYTES)
 async def upload(request: Request, state: State, project_id: int) -> Response[bytes]:
     rid = request_id(request)
     caller = identify(request, state.tokens)

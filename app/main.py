@@ -8,6 +8,8 @@ import os
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
+import psycopg
+
 from litestar import Litestar, Request, Response
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
@@ -21,6 +23,7 @@ from .errors import JSON, ApiError
 from .dashboard import dashboard, dashboard_csv
 from .health import healthz
 from .images import image, standardised, thumbnail, upload
+from .limits import header_limit
 from .logs import access_log
 from .metrics import config as prometheus, metrics
 from .oidc import OidcConfig, oidc_callback, oidc_login
@@ -43,6 +46,11 @@ def _http_error(_: Request, exc: HTTPException) -> Response[bytes]:
     # Litestar's own refusals (unknown route, body too large, bad method) in our error shape
     return Response(errors.body(f"PT{exc.status_code}", str(exc.detail)), status_code=exc.status_code,
                     media_type=JSON, headers=exc.headers)
+
+
+def _database_error(request: Request, exc: psycopg.Error) -> Response[bytes]:
+    # a handler that did not map its own SQL error (a page, a stream): the same mapping as the RPC routes
+    return errors.from_api(errors.as_api_error(exc, False, request.scope.get("state", {}).get("request_id", "")))
 
 
 def _unexpected(_: Request, exc: Exception) -> Response[bytes]:
@@ -88,9 +96,10 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
                         home, login_page, work_page, review_page, admin_page, export,
                         create_static_files_router(path="/static", directories=[config.ROOT / "web" / "static"])],
         template_config=TemplateConfig(directory=config.ROOT / "web" / "templates", engine=JinjaTemplateEngine),
-        middleware=[access_log, prometheus.middleware],
+        middleware=[header_limit, access_log, prometheus.middleware],
         lifespan=[lifespan],
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, psycopg.Error: _database_error,
+                            Exception: _unexpected},
         openapi_config=None,
         logging_config=None,  # app.logs configures logging; Litestar's own would disable our loggers
         debug=False,

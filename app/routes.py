@@ -36,6 +36,24 @@ async def _rpc(request: Request, state: State, fn_name: str, args: dict) -> Resp
     return Response(out, media_type=JSON, headers={"X-Request-Id": rid})
 
 
+# No annotation needs more; PostgreSQL's jsonb and the JSON encoders recurse, so a bomb is stopped here.
+MAX_JSON_DEPTH = 64
+
+
+def too_deep(value: object, limit: int) -> bool:
+    """True when lists/objects nest more than `limit` levels (iterative: a bomb cannot exhaust the stack here)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children)
+    return False
+
+
 @post("/rpc/{fn:str}", status_code=200)
 async def rpc_post(request: Request, state: State, fn: str) -> Response[bytes]:
     raw = await request.body()
@@ -43,8 +61,12 @@ async def rpc_post(request: Request, state: State, fn: str) -> Response[bytes]:
         args = msgspec.json.decode(raw) if raw.strip() else {}
     except msgspec.DecodeError as exc:
         raise ApiError(400, "PGRST102", "the request body is not valid JSON", details=str(exc)) from None
+    except RecursionError:  # the decoder's own guard against a nesting bomb
+        raise ApiError(400, "PGRST102", f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(args, dict):
         raise ApiError(400, "PGRST102", "the request body must be a JSON object of named arguments")
+    if too_deep(args, MAX_JSON_DEPTH):
+        raise ApiError(400, "PGRST102", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return await _rpc(request, state, fn, args)
 
 
@@ -59,6 +81,8 @@ async def rpc_get(request: Request, state: State, fn: str) -> Response[bytes]:
         if key not in by_name:
             raise ApiError(400, "PGRST400", f"unknown argument {key} for {fn}", details={"argument": key})
         args[key] = by_name[key].parse_query(value)
+    if too_deep(args, MAX_JSON_DEPTH):
+        raise ApiError(400, "PGRST102", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return await _rpc(request, state, fn, args)
 
 
@@ -72,8 +96,8 @@ async def login(request: Request, state: State) -> Response[bytes]:
     rid = request_id(request)
     try:
         creds = msgspec.json.decode(await request.body(), type=Credentials)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ApiError(400, "PGRST102", f"expected {{email, password}}: {exc}") from None
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        raise ApiError(400, "PGRST102", f"expected {{email, password}}: {exc}"[:300]) from None
     # per address and per account: guessing many passwords for one account, or many accounts from one place
     state.login_limit.hit(f"ip:{client_ip(request)}", f"email:{creds.email.strip().lower()}")
     try:

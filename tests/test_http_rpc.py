@@ -115,11 +115,19 @@ def test_invalid_content_names_the_field_and_changes_nothing(app_server, world, 
         assert r.status_code == 400
         assert r.json()["code"] == "22023" and r.json()["details"]["field"] == "regions[0].type"
         assert snapshot(database_url, world["project"]) == before
-        # a lost lock is 409, a missing item 404, a GET of a function that writes 405
-        c.post("/rpc/release_item", json={"item_id": item["id"]}, headers=ann)
+        # a lost lock is 409; an item given back to the pool is nobody's, so for its former holder it is a
+        # missing item (404) like any other they may not see; a GET of a function that writes 405
+        with psycopg.connect(database_url, autocommit=True) as db:
+            db.execute("UPDATE core.work_item SET lock_expires_at = now() - interval '1 second' WHERE id = %s",
+                       (item["id"],))
         lost = c.post("/rpc/submit_annotation", headers=ann,
                       json={"item_id": item["id"], "content": {"class": world["class"]}})
         assert lost.status_code == 409 and lost.json()["code"] == "PT409" and lost.json()["hint"]
+        c.post("/rpc/next_item", json={"project_id": world["project"]}, headers=ann)  # handed back to its holder
+        assert c.post("/rpc/release_item", json={"item_id": item["id"]}, headers=ann).status_code == 200
+        gone = c.post("/rpc/submit_annotation", headers=ann,
+                      json={"item_id": item["id"], "content": {"class": world["class"]}})
+        assert gone.status_code == 404 and gone.json()["message"] == f"work item {item['id']} not found"
         assert c.get("/rpc/item_detail?item_id=987654321", headers=ann).status_code == 404
         assert c.get("/rpc/next_item?project_id=1", headers=ann).status_code == 405
         assert c.get("/rpc/item_detail?item_id=abc", headers=ann).status_code == 400

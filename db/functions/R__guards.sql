@@ -86,13 +86,14 @@ $$;
 
 CREATE OR REPLACE FUNCTION core.lock_item(p_item bigint) RETURNS core.work_item
 LANGUAGE plpgsql SET search_path = '' AS $$
--- Every action on one item starts here: the row lock first, then decisions. Within their project a caller may
--- learn that an item is not theirs (409 later); outside it, the item does not exist for them.
+-- Every action on one item starts here: the row lock first, then decisions. An item the caller may not see
+-- (auth.sees_item, the same rule as the row-level security policy) does not exist for them: 404, never a 409
+-- that would confirm another annotator's item is there. Items they may see but not act on answer 409 later.
 DECLARE
     it core.work_item;
 BEGIN
     SELECT * INTO it FROM core.work_item w WHERE w.id = p_item FOR UPDATE;
-    IF NOT FOUND OR NOT auth.is_member(it.project_id) THEN
+    IF NOT FOUND OR NOT auth.sees_item(it.annotator_id, it.assignee_id, it.project_id, it.status, it.id) THEN
         PERFORM core.item_not_found(p_item);
     END IF;
     RETURN it;

@@ -1,7 +1,7 @@
 -- The annotator cycle: next_item order and locking, drafts, submit and revision_seq, release, reject,
 -- lock expiry, vacation, private pools, expertise, double annotation, validation leaving no change.
 BEGIN;
-SELECT plan(46);
+SELECT plan(47);
 
 SELECT * FROM tests.fixture(n_images => 6, per_image => 2) \gset
 
@@ -119,7 +119,8 @@ SELECT ok((SELECT i.status = 'flagged' FROM core.image i JOIN core.work_item w O
                                                           AND raised_by = :a1),
           'the image is flagged and the flag recorded');
 
--- lock expiry: a2's item lapses; a3 takes it over; a2 then gets 409 on submit
+-- lock expiry: a2's item lapses; a3 takes it over; the item is a3's now, so for a2 it no longer exists (404):
+-- another annotator's item answers like a missing one, whoever held it before
 UPDATE core.work_item SET lock_expires_at = now() - interval '1 second' WHERE id = :item2;
 SELECT tests.act_as(:admin, 'admin');
 SELECT api.cancel_item(:urgent, 'triaged elsewhere');
@@ -127,9 +128,12 @@ SELECT tests.act_as(:a3, 'annotator');
 SELECT is((api.next_item(:project) -> 'item' ->> 'id')::bigint, :item2::bigint,
           'an expired lock makes the item available to others');
 SELECT tests.act_as(:a2, 'annotator');
-SELECT throws_ok(format($$SELECT api.submit_annotation(%s, %L)$$, :item2, tests.content(:mel)), 'PT409', NULL,
-                 'the former holder gets 409 on submit');
-SELECT throws_ok(format($$SELECT api.heartbeat(%s)$$, :item2), 'PT409', NULL, 'and on heartbeat');
+SELECT throws_ok(format($$SELECT api.submit_annotation(%s, %L)$$, :item2, tests.content(:mel)), 'P0002', NULL,
+                 'the former holder gets not found on submit');
+SELECT throws_ok(format($$SELECT api.heartbeat(%s)$$, :item2), 'P0002', NULL, 'and on heartbeat');
+SELECT tests.act_as(:a1, 'annotator');
+SELECT throws_ok(format($$SELECT api.save_draft(%s, '{}')$$, :item2), 'P0002', 'work item ' || :item2 || ' not found',
+                 'a fellow member guessing another annotator''s item id gets not found, as for a missing id');
 SELECT tests.as_superuser();
 SELECT is((SELECT assignee_id FROM core.work_item WHERE id = :item2), :a3::bigint, 'a3 holds it now');
 

@@ -129,7 +129,7 @@ async function autosave() {
       $("save-state").textContent = `Saved ${new Date(r.saved_at).toLocaleTimeString()}`;
     })
     .catch((e) => {
-      if (e.status === 409) return lockLost();
+      if (e.status === 409 || e.status === 404) return lockLost();
       dirty = true;  // try again on the next tick
       $("save-state").textContent = e.status === 400 ? `Not saved: ${e.message}` : "Not saved (offline?) — retrying";
     })
@@ -143,7 +143,7 @@ async function heartbeat() {
     const r = await rpc("heartbeat", { item_id: item.id });
     lockExpires = new Date(r.lock_expires_at);
   } catch (e) {
-    if (e.status === 409) lockLost();
+    if (e.status === 409 || e.status === 404) lockLost();
   }
 }
 
@@ -154,6 +154,7 @@ function tick() {
   $("lock-timer").classList.toggle("warn", s < 120);
 }
 
+// 409: the lock expired or the item moved on; 404: someone else took it over after it expired (no longer yours)
 function lockLost() {
   lost = true;
   clearTimers();
@@ -186,7 +187,7 @@ async function submit() {
 
 function showError(e) {
   if (!(e instanceof ApiError)) throw e;
-  if (e.status === 409) return lockLost();
+  if (e.status === 409 || e.status === 404) return lockLost();
   const f = e.field || "";
   const msg = e.message.replace(/^[\w.[\]]+: /, "");
   if (f === "class") { $("class-error").textContent = msg; $("class-error").hidden = false; return; }

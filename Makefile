@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run stop test bench migrate info validate seed clean-data
+.PHONY: run stop test reliability bench migrate info validate seed clean-data
 
 $(VENV)/.app: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ stop: $(VENV)/.app
 
 test: $(VENV)/.test
 	bash scripts/test.sh
+
+reliability: $(VENV)/.test
+	bash scripts/reliability.sh
 
 migrate info validate: $(VENV)/.app
 	$(PY) -m app $@

@@ -112,3 +112,7 @@ def app_server(database_url: str):
                                         "DL_METRICS_REFRESH_SECONDS": "0"})
     yield server
     stop_app(server)
+
+
+# The reliability suite (load and faults, minutes long) runs with `make reliability`, not with `make test`.
+collect_ignore = [] if os.environ.get("DL_RELIABILITY") else ["reliability"]

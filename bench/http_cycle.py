@@ -1,4 +1,5 @@
-"""The annotator cycle (next_item + submit_annotation) over HTTP vs the same calls over SQL, in one run.
+"""The annotator cycle (next_item + submit_annotation) over HTTP vs the same calls over SQL, in one run; then the
+review cycle (next_review + approve) over HTTP on the items the annotators submitted.
 
 SQL side: pgbench, one connection per annotator, calling api.next_item / api.submit_annotation with the role and
 claims set and the session checked as the app does (two transactions per cycle; the session id is looked up in
@@ -47,8 +48,12 @@ def setup(url: str) -> dict:
             "INSERT INTO auth.\"user\" (email, display_name, password_hash, roles) "
             "SELECT 'bench' || i || '@t.org', 'bench ' || i, crypt(%s, gen_salt('bf', 4)), '{annotator}' "
             "FROM generate_series(1, %s) i RETURNING id", (PASSWORD, n_users))]
+        reviewers = [r[0] for r in conn.execute(
+            "INSERT INTO auth.\"user\" (email, display_name, password_hash, roles) "
+            "SELECT 'rbench' || i || '@t.org', 'reviewer ' || i, crypt(%s, gen_salt('bf', 4)), '{reviewer}' "
+            "FROM generate_series(1, %s) i RETURNING id", (PASSWORD, n_users))]
         conn.execute("INSERT INTO core.project_member (project_id, user_id) SELECT %s, unnest(%s::bigint[])",
-                     (project, users))
+                     (project, users + reviewers))
         conn.execute("INSERT INTO core.image (project_id, storage_key, sha256, width, height, media_type) "
                      "SELECT %s, 'b/' || i, encode(sha256(('bench' || i)::bytea), 'hex'), 512, 512, 'image/png' "
                      "FROM generate_series(1, %s) i", (project, ITEMS))
@@ -56,7 +61,7 @@ def setup(url: str) -> dict:
                             (project, ITEMS)).fetchone()[0]
         conn.execute("SELECT api.generate_work_items(%s)", (rule,))
         conn.execute("VACUUM ANALYZE core.work_item")
-    return {"project": project, "class": cls, "users": users}
+    return {"project": project, "class": cls, "users": users, "reviewers": reviewers}
 
 
 def pgbench(url: str, w: dict, clients: int) -> tuple[float, list[float]]:
@@ -144,6 +149,34 @@ async def http_run(port: int, tokens: list[str], project: int, cls: int) -> tupl
     return len(lat) / (time.monotonic() - started), lat, errors
 
 
+async def review_run(port: int, tokens: list[str], project: int) -> tuple[float, list[float], int]:
+    """next_review + approve per cycle, one connection per reviewer, over the items the annotator runs left."""
+    lat: list[float] = []
+    errors = 0
+    stop = time.monotonic() + SECONDS
+
+    async def reviewer(token: str) -> None:
+        nonlocal errors
+        client = Http(port, token)
+        await client.open()
+        while time.monotonic() < stop:
+            t = time.perf_counter()
+            s1, got = await client.post("/rpc/next_review", {"project_id": project})
+            if s1 != 200 or got.get("item") is None:
+                errors += 1
+                continue
+            s2, _ = await client.post("/rpc/approve", {"item_id": got["item"]["id"], "comment": ""})
+            if s2 != 200:
+                errors += 1
+                continue
+            lat.append((time.perf_counter() - t) * 1000)
+        client.writer.close()
+
+    started = time.monotonic()
+    await asyncio.gather(*(reviewer(t) for t in tokens))
+    return len(lat) / (time.monotonic() - started), lat, errors
+
+
 def start_app(url: str) -> tuple[subprocess.Popen, int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -204,6 +237,15 @@ def main() -> None:
                   f"{pct(http_lat, 50):>6.1f} {pct(http_lat, 95):>6.1f} {pct(http_lat, 99):>6.1f} | "
                   f"{http_tps / sql_tps:>7.0%} | {rss_mb(proc.pid):>5.0f}MB | {errors}", flush=True)
         print(f"double assignments (audit log): {double_assignments(url, w['project'])}")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+            rtokens = [c.post("/auth/login", json={"email": f"rbench{i}@t.org", "password": PASSWORD}).json()["token"]
+                       for i in range(1, len(w["reviewers"]) + 1)]
+        print(f"\nreview cycle over HTTP (next_review + approve)\n{'clients':>7} | {'cycles/s':>8} {'p50':>6} "
+              f"{'p95':>6} {'p99':>6} | errors")
+        for n in CLIENTS:
+            tps, lat, errors = asyncio.run(review_run(port, rtokens[:n], w["project"]))
+            print(f"{n:>7} | {tps:>8.0f} {pct(lat, 50):>6.1f} {pct(lat, 95):>6.1f} {pct(lat, 99):>6.1f} | {errors}",
+                  flush=True)
     finally:
         proc.terminate()
         proc.wait(10)

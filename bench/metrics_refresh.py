@@ -18,10 +18,10 @@ ANNOTATORS = 200
 def setup(conn: psycopg.Connection) -> None:
     """Bulk SQL, triggers off for the load (session_replication_role): this measures the refresh, not the loading."""
     conn.execute("SET session_replication_role = replica")
-    conn.execute("INSERT INTO auth.\"user\" (email, display_name, roles) "
-                 "SELECT 'm' || i || '@t.org', 'm' || i, '{annotator,reviewer}' FROM generate_series(1, %s) i",
-                 (ANNOTATORS,))
-    u0 = conn.execute("SELECT min(id) FROM auth.\"user\" WHERE email LIKE 'm%%@t.org'").fetchone()[0]
+    # names of their own: other benches may have run on the same cluster before
+    u0 = conn.execute("WITH u AS (INSERT INTO auth.\"user\" (email, display_name, roles) "
+                      "SELECT 'metrics-bench-' || i || '@t.org', 'm' || i, '{annotator,reviewer}' "
+                      "FROM generate_series(1, %s) i RETURNING id) SELECT min(id) FROM u", (ANNOTATORS,)).fetchone()[0]
     pid = conn.execute("INSERT INTO core.project (name) VALUES ('metrics bench') RETURNING id").fetchone()[0]
     conn.execute("INSERT INTO core.taxonomy_node (project_id, code, name) "
                  "SELECT %s, 'C' || i, 'class ' || i FROM generate_series(1, 40) i", (pid,))

@@ -23,8 +23,9 @@ QUALIFIERS = ["acral", "nodular", "superficial", "congenital", "atypical", "chro
 def main(nodes: int = 5000, queries: int = 1000) -> None:
     rnd = random.Random(42)
     with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
-        admin = conn.execute("INSERT INTO auth.\"user\" (email, display_name, roles) "
-                             "VALUES ('bench-admin@t.org', 'bench', '{admin,annotator}') RETURNING id").fetchone()[0]
+        admin = conn.execute("INSERT INTO auth.\"user\" (email, display_name, roles) VALUES "
+                             "('taxonomy-bench-' || gen_random_uuid() || '@t.org', 'bench', '{admin,annotator}') "
+                             "RETURNING id").fetchone()[0]
         conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps({"sub": admin}),))
         project = conn.execute("SELECT (api.create_project('bench taxonomy') ->> 'id')::bigint").fetchone()[0]
         # a realistic shape: 28 families, qualifiers below, variants below those

@@ -1,7 +1,7 @@
 -- Metrics views on a small dataset built through the workflow, with every expected number worked out by hand;
 -- kappa against published worked examples; gold checks; review hints; what the analyst role may read.
 BEGIN;
-SELECT plan(42);
+SELECT plan(45);
 
 -- Cohen's kappa, worked example (Wikipedia "Cohen's kappa"): 50 proposals, yes/yes 20, yes/no 5, no/yes 10,
 -- no/no 15: po = 0.7, pe = 0.5, kappa = 0.4.
@@ -155,6 +155,18 @@ SELECT results_eq(format($$SELECT images, ratings, raters, fleiss_kappa FROM met
                             WHERE project_id = %s AND dimension = 'class'$$, :project),
                   $$VALUES (3::bigint, 6::bigint, 2::bigint, 0.3333)$$,
                   'Fleiss: P = (1 + 0 + 1) / 3, Pe = 0.5, kappa = 1/3');
+
+SELECT is((SELECT fleiss_kappa FROM metrics.agreement_project WHERE project_id = :project AND dimension = 'class'),
+          (SELECT round(core.fleiss_kappa(array_agg(image_id), array_agg(label)), 4) FROM core.final_label
+            WHERE project_id = :project AND dimension = 'class'),
+          'the view''s one-pass Fleiss equals the reference function');
+-- the final labels the agreement views read are written as items are approved, and equal a rebuild from scratch
+SELECT is((SELECT count(*)::int FROM core.final_label WHERE project_id = :project AND dimension = 'class'), 6,
+          'one final class per approved item, the gold check left out');
+CREATE TEMP TABLE kept AS SELECT * FROM core.final_label WHERE project_id = :project;
+SELECT core.rebuild_final_labels(:project);
+SELECT set_eq(format('SELECT * FROM core.final_label WHERE project_id = %s', :project), 'SELECT * FROM kept',
+              'the trigger wrote exactly what a rebuild computes');
 
 SELECT results_eq(format($$SELECT reviews, approved, changes_requested, acceptance_rate FROM metrics.review_outcome
                             WHERE project_id = %s AND dimension = 'annotator' AND subject_id = %s$$, :project, :a1),

@@ -217,9 +217,10 @@ def start_clients(base_url: str, team: Team, out: Outcomes, stop: threading.Even
 def summary(out: Outcomes) -> str:
     """A table of what the clients saw, for the test log and the closing note."""
     ops = sorted({op for op, _ in out.status})
-    lines = [f"{'call':18} " + " ".join(f"{s:>6}" for s in ("200", "409", "503", "conn", "other"))]
+    shown = (200, 404, 409, 503, "conn")
+    lines = [f"{'call':18} " + " ".join(f"{s:>6}" for s in (*map(str, shown), "other"))]
     for op in ops:
-        row = [out.status[(op, 200)], out.status[(op, 409)], out.status[(op, 503)], out.status[(op, "conn")]]
-        other = sum(n for (o, s), n in out.status.items() if o == op and s not in (200, 409, 503, "conn"))
+        row = [out.status[(op, s)] for s in shown]
+        other = sum(n for (o, s), n in out.status.items() if o == op and s not in shown)
         lines.append(f"{op:18} " + " ".join(f"{n:>6}" for n in (*row, other)))
     return "\n".join(lines)

@@ -24,6 +24,7 @@ CREATE OR REPLACE FUNCTION api.reassign_item(item_id bigint, user_id bigint)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 -- Vacation cover: an item held or owed by one annotator goes to another, who finds it first in next_item.
+-- The parameter is always qualified: project_member has a user_id column too.
 DECLARE
     me bigint := core.require_role('admin');
     it core.work_item := core.lock_item(item_id);
@@ -34,29 +35,70 @@ BEGIN
                         it.status USING ERRCODE = 'PT409';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM auth."user" u JOIN core.project_member m ON m.user_id = u.id
-                    WHERE u.id = user_id AND m.project_id = it.project_id AND u.active
+                    WHERE u.id = reassign_item.user_id AND m.project_id = it.project_id AND u.active
                       AND 'annotator' = ANY (u.roles)) THEN
         PERFORM core.invalid('user_id', 'must be an active annotator of the project');
     END IF;
-    IF EXISTS (SELECT 1 FROM core.work_item o WHERE o.image_id = it.image_id AND o.annotator_id = user_id
+    IF EXISTS (SELECT 1 FROM core.work_item o WHERE o.image_id = it.image_id AND o.annotator_id = reassign_item.user_id
                                                 AND o.status <> 'cancelled' AND o.id <> it.id) THEN
         PERFORM core.invalid('user_id', 'already annotates this image in another item');
     END IF;
     SELECT p.lock_minutes INTO minutes FROM core.project p WHERE p.id = it.project_id;
     PERFORM core.begin_action('reassign_item');
     IF it.status = 'in_progress' THEN
-        UPDATE core.work_item w SET annotator_id = user_id, assignee_id = user_id, locked_at = now(),
+        UPDATE core.work_item w SET annotator_id = reassign_item.user_id, assignee_id = reassign_item.user_id, locked_at = now(),
                                     lock_expires_at = now() + make_interval(mins => minutes)
          WHERE w.id = it.id;
     ELSE
-        UPDATE core.work_item w SET annotator_id = user_id WHERE w.id = it.id;
+        UPDATE core.work_item w SET annotator_id = reassign_item.user_id WHERE w.id = it.id;
     END IF;
-    RETURN jsonb_build_object('id', it.id, 'status', it.status, 'annotator_id', user_id);
+    RETURN jsonb_build_object('id', it.id, 'status', it.status, 'annotator_id', reassign_item.user_id);
 END
 $$;
 COMMENT ON FUNCTION api.reassign_item(bigint, bigint) IS
     'Admin: hands an in-progress or edits-requested item to another annotator of the project (vacation cover); '
     'the draft of the previous annotator stays readable to admins.';
+
+CREATE OR REPLACE FUNCTION api.reassign_user_items(project_id bigint, from_user bigint, to_user bigint)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+-- Vacation cover for everything at once: each item goes through api.reassign_item (its checks, its audit);
+-- an item whose image the new annotator already annotates stays where it is and is reported.
+DECLARE
+    item bigint;
+    moved bigint[] := '{}';
+    kept jsonb := '[]';
+    why text;
+BEGIN
+    PERFORM core.require_role('admin');
+    PERFORM core.require_member(project_id);
+    IF from_user IS NOT DISTINCT FROM to_user THEN
+        PERFORM core.invalid('to_user', 'must be someone else');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM auth."user" u JOIN core.project_member m ON m.user_id = u.id
+                    WHERE u.id = to_user AND m.project_id = reassign_user_items.project_id AND u.active
+                      AND 'annotator' = ANY (u.roles)) THEN
+        PERFORM core.invalid('to_user', 'must be an active annotator of the project');
+    END IF;
+    FOR item IN SELECT w.id FROM core.work_item w
+                 WHERE w.project_id = reassign_user_items.project_id AND w.annotator_id = from_user
+                   AND w.status IN ('in_progress', 'edits_requested')
+                 ORDER BY w.id LOOP
+        BEGIN
+            PERFORM api.reassign_item(item, to_user);
+            moved := moved || item;
+        EXCEPTION WHEN invalid_parameter_value THEN  -- the new annotator already annotates this image
+            GET STACKED DIAGNOSTICS why = MESSAGE_TEXT;
+            kept := kept || jsonb_build_object('item_id', item, 'reason', why);
+        END;
+    END LOOP;
+    RETURN jsonb_build_object('moved', to_jsonb(moved), 'kept', kept);
+END
+$$;
+COMMENT ON FUNCTION api.reassign_user_items(bigint, bigint, bigint) IS
+    'Admin: hands every in-progress and edits-requested item of one annotator in the project to another (vacation '
+    'cover), each as reassign_item does; returns the items moved and those kept (the other already annotates '
+    'that image).';
 
 CREATE OR REPLACE FUNCTION api.cancel_item(item_id bigint, comment text DEFAULT '')
 RETURNS jsonb
@@ -147,6 +189,7 @@ $$;
 COMMENT ON FUNCTION api.open_flags(bigint) IS 'Admin: the project''s unresolved rejected-image flags, oldest first.';
 
 GRANT EXECUTE ON FUNCTION api.set_item_priority(bigint, integer), api.reassign_item(bigint, bigint),
+                          api.reassign_user_items(bigint, bigint, bigint),
                           api.cancel_item(bigint, text), api.resolve_flag(bigint, text, text),
                           api.open_flags(bigint)
     TO dl_admin;

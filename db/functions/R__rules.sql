@@ -13,6 +13,19 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
       FROM core.work_rule r WHERE r.id = p_rule
 $$;
 
+-- Which images a rule takes: the one predicate of item generation and of the admin's preview.
+CREATE OR REPLACE FUNCTION core.rule_takes(p_status core.image_status, p_source_class text, p_batch text,
+                                           p_metadata jsonb, p_sources text[], p_rule_batch text, p_filter jsonb)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT p_status = 'active'
+       AND (p_sources IS NULL OR p_source_class = ANY (p_sources))
+       AND (p_rule_batch IS NULL OR p_batch = p_rule_batch)
+       AND (p_filter IS NULL OR p_metadata @> p_filter)
+$$;
+COMMENT ON FUNCTION core.rule_takes(core.image_status, text, text, jsonb, text[], text, jsonb) IS
+    'True when a work rule with these filters takes an image with these fields (no SET clause: inlined).';
+
 CREATE OR REPLACE FUNCTION core.generate_items(p_rule bigint, p_image bigint DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
 -- Creates the missing items of a rule (or of one new image) without exceeding max_items. The rule row is locked
@@ -38,11 +51,9 @@ BEGIN
         SELECT i.id AS image_id, s.slot
           FROM core.image i
           CROSS JOIN generate_series(1, r.annotations_per_image) AS s(slot)
-         WHERE i.project_id = r.project_id AND i.status = 'active'
-           AND (p_image IS NULL OR i.id = p_image)
-           AND (r.source_classes IS NULL OR i.source_class = ANY (r.source_classes))
-           AND (r.upload_batch IS NULL OR i.upload_batch = r.upload_batch)
-           AND (r.metadata_filter IS NULL OR i.metadata @> r.metadata_filter)
+         WHERE i.project_id = r.project_id AND (p_image IS NULL OR i.id = p_image)
+           AND core.rule_takes(i.status, i.source_class, i.upload_batch, i.metadata,
+                               r.source_classes, r.upload_batch, r.metadata_filter)
            AND NOT EXISTS (SELECT 1 FROM core.work_item w
                             WHERE w.rule_id = r.id AND w.image_id = i.id AND w.slot = s.slot)
     )
@@ -211,6 +222,44 @@ $$;
 COMMENT ON FUNCTION api.generate_work_items(bigint) IS
     'Admin: creates the rule''s missing work items, never beyond max_items (whole images only); running it again '
     'when nothing changed creates nothing.';
+
+CREATE OR REPLACE FUNCTION api.preview_work_rule(project_id bigint, source_classes text[] DEFAULT NULL,
+                                                 upload_batch text DEFAULT NULL, metadata_filter jsonb DEFAULT NULL,
+                                                 annotations_per_image integer DEFAULT 1,
+                                                 max_items integer DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
+-- The same predicate and the same whole-images limit as generate_work_items, before the rule exists.
+DECLARE
+    images bigint;
+BEGIN
+    PERFORM core.require_role('admin');
+    PERFORM core.require_member(project_id);
+    IF annotations_per_image IS NULL OR annotations_per_image NOT BETWEEN 1 AND 10 THEN
+        PERFORM core.invalid('annotations_per_image', 'must be between 1 and 10');
+    END IF;
+    IF max_items < 0 THEN
+        PERFORM core.invalid('max_items', 'must not be negative');
+    END IF;
+    IF metadata_filter IS NOT NULL AND jsonb_typeof(metadata_filter) <> 'object' THEN
+        PERFORM core.invalid('metadata_filter', 'must be a JSON object');
+    END IF;
+    SELECT count(*) INTO images FROM core.image i
+     WHERE i.project_id = preview_work_rule.project_id
+       AND core.rule_takes(i.status, i.source_class, i.upload_batch, i.metadata, preview_work_rule.source_classes,
+                           preview_work_rule.upload_batch, preview_work_rule.metadata_filter);
+    RETURN jsonb_build_object(
+        'images', images,
+        'items', images * annotations_per_image,
+        'would_create', CASE WHEN max_items IS NULL THEN images * annotations_per_image
+                             ELSE least(images, max_items / annotations_per_image) * annotations_per_image END);
+END
+$$;
+COMMENT ON FUNCTION api.preview_work_rule(bigint, text[], text, jsonb, integer, integer) IS
+    'Admin: how many active images a rule with these filters would take, the items that makes, and how many '
+    'generate_work_items would create under max_items (whole images only) - before creating the rule.';
+
+GRANT EXECUTE ON FUNCTION api.preview_work_rule(bigint, text[], text, jsonb, integer, integer) TO dl_admin;
 
 GRANT EXECUTE ON FUNCTION api.create_work_rule(bigint, text, integer, integer, text[], text, jsonb, integer, text,
                                                bigint[], boolean),

@@ -19,11 +19,12 @@ SELECT set_eq($$
         ('search_taxonomy', '{annotator,reviewer,admin}'), ('descriptor_schema', '{annotator,reviewer,admin}'),
         ('taxonomy_tree', '{annotator,reviewer,admin}'),
         ('create_work_rule', '{admin}'), ('update_work_rule', '{admin}'), ('generate_work_items', '{admin}'),
+        ('preview_work_rule', '{admin}'),
         ('next_item', '{annotator}'), ('heartbeat', '{annotator}'), ('save_draft', '{annotator}'),
         ('submit_annotation', '{annotator}'), ('reject_image', '{annotator}'), ('release_item', '{annotator}'),
         ('my_queue', '{annotator}'), ('item_detail', '{annotator,reviewer,admin}'),
         ('next_review', '{reviewer}'), ('approve', '{reviewer}'), ('request_changes', '{reviewer}'),
-        ('set_item_priority', '{admin}'), ('reassign_item', '{admin}'), ('cancel_item', '{admin}'),
+        ('set_item_priority', '{admin}'), ('reassign_item', '{admin}'), ('reassign_user_items', '{admin}'), ('cancel_item', '{admin}'),
         ('resolve_flag', '{admin}'), ('open_flags', '{admin}'),
         ('image_file', '{annotator,reviewer,admin}'), ('queue_stats', '{anon,admin,analyst}'), ('save_template', '{annotator,reviewer}'), ('my_templates', '{annotator,reviewer}'),
         ('delete_template', '{annotator,reviewer}'),
@@ -45,9 +46,10 @@ SELECT is((SELECT count(*)::int FROM (SELECT p.proname FROM pg_proc p JOIN pg_na
 SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname IN ('api', 'core', 'auth', 'ai')
               AND p.oid NOT IN ('auth.claims()'::regprocedure, 'auth.uid()'::regprocedure,
-                                'auth.sees_item(bigint, bigint, bigint, core.item_status, bigint)'::regprocedure)
+                                'auth.sees_item(bigint, bigint, bigint, core.item_status, bigint)'::regprocedure,
+                                'core.rule_takes(core.image_status, text, text, jsonb, text[], text, jsonb)'::regprocedure)
               AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')), 0,
-          'every api, core and auth function pins its search_path (but the three inlined, fully qualified ones)');
+          'every api, core and auth function pins its search_path (but the four inlined, fully qualified ones)');
 SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'api' AND obj_description(p.oid, 'pg_proc') IS NULL), 0,
           'every api function has a COMMENT for its caller');

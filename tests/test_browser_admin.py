@@ -8,19 +8,19 @@ import pytest
 from playwright.sync_api import expect
 
 from ai_services import irregular_lesion, round_lesion
-from browser import signed_in_page
+from browser import screenshot, signed_in_page
 from sqlcall import PASSWORD, act, call, make_team
 
 
 @pytest.fixture(scope="module")
 def adm(database_url):
     with psycopg.connect(database_url) as conn:
-        team = make_team(conn, "adm", ann=["annotator"])
+        team = make_team(conn, "adm", ann=["annotator"], ann2=["annotator"])
         project, admin = team["project"], team["admin"]
         call(conn, admin, "admin", "upsert_taxonomy_node", project_id=project, code="NEO", name="Neoplasms")
         call(conn, admin, "admin", "create_work_rule", project_id=project, name="everything", max_items=100)
     return {"project": project, "admin": admin, "ann": team["ann"], "admin_email": team["emails"]["admin"],
-            "ann_email": team["emails"]["ann"], "db": database_url}
+            "ann_email": team["emails"]["ann"], "ann2_email": team["emails"]["ann2"], "db": database_url}
 
 
 def q(adm, sql, *args):
@@ -48,11 +48,34 @@ def test_admin_uploads_manages_rules_flags_taxonomy_and_schema(app_server, adm, 
         expect(page.locator("#up-list li.bad .state")).to_contain_text("image")
         assert q(adm, "SELECT count(*) FROM core.image WHERE project_id = %s", adm["project"]) == [(2,)]
         expect(page.locator("#queue-rows")).to_contain_text("new")
+        assert screenshot(page, tmp_path, "admin-page").stat().st_size > 10_000
+
+        # vacation cover: what ann holds goes to ann2 in one step
+        with psycopg.connect(adm["db"]) as conn:
+            held = call(conn, adm["ann"], "annotator", "next_item", project_id=adm["project"])["item"]["id"]
+        page.reload()
+        ann_name, ann2_name = adm["ann_email"].split("@")[0], adm["ann2_email"].split("@")[0]
+        ann_row = page.locator("#member-rows tr", has_text=adm["ann_email"])  # names also appear in the pickers
+        page.get_by_label(f"Give {ann_name}'s items to").select_option(label=ann2_name)
+        ann_row.get_by_role("button", name="Reassign").click()
+        expect(ann_row.get_by_role("button", name="Reassign")).to_have_count(0)
+        assert q(adm, "SELECT annotator_id, assignee_id FROM core.work_item WHERE id = %s", held) == \
+            [(q(adm, "SELECT id FROM auth.\"user\" WHERE email = %s", adm["ann2_email"])[0][0],) * 2]
 
         # a rule: created, then its priority changed inline
         page.fill("#rule-form input[name=name]", "urgent")
         page.fill("#rule-form input[name=max_items]", "5")
         page.fill("#rule-form input[name=priority]", "7")
+        # the preview counts what the filters take as they are typed (the two uploads, twice each)
+        page.fill("#rule-form input[name=annotations_per_image]", "2")
+        expect(page.locator("#rule-preview")).to_have_text("2 images match · 4 items · generate would create 4")
+        page.fill("#rule-form input[name=metadata_filter]", '{"site": "nowhere"}')
+        expect(page.locator("#rule-preview")).to_contain_text("0 images match")
+        page.fill("#rule-form input[name=metadata_filter]", '{"site": ')
+        expect(page.locator("#rule-preview")).to_have_text("metadata filter: not valid JSON")
+        page.fill("#rule-form input[name=metadata_filter]", "")
+        page.fill("#rule-form input[name=annotations_per_image]", "1")
+        expect(page.locator("#rule-preview")).to_have_text("2 images match · 2 items · generate would create 2")
         page.click("#rule-form button")
         expect(page.locator("#rule-rows")).to_contain_text("urgent")
         page.get_by_label("Priority of urgent").fill("9")

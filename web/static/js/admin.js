@@ -79,16 +79,67 @@ function renderRules() {
   }));
 }
 
+// The rule's filters as the api takes them; null for a metadata filter that is not (yet) valid JSON.
+function ruleFilters(f) {
+  const sources = f.source_classes.value.split(",").map((s) => s.trim()).filter(Boolean);
+  let metadata = null;
+  if (f.metadata_filter.value.trim()) {
+    try { metadata = JSON.parse(f.metadata_filter.value); } catch { return null; }
+  }
+  return {
+    source_classes: sources.length ? sources : null, upload_batch: f.upload_batch.value.trim() || null,
+    metadata_filter: metadata, annotations_per_image: Number(f.annotations_per_image.value),
+  };
+}
+
+// As the admin types: how many images the filters take and how many items generate would create.
+let previewTimer = null;
+function previewRule() {
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(async () => {
+    const f = $("rule-form");
+    const filters = ruleFilters(f);
+    const out = $("rule-preview");
+    if (!filters) { out.textContent = "metadata filter: not valid JSON"; return; }
+    try {
+      const p = await rpc("preview_work_rule", { project_id: project, ...filters, max_items: Number(f.max_items.value) });
+      out.textContent = `${p.images} images match · ${p.items} items · generate would create ${p.would_create}`;
+    } catch (e) {
+      out.textContent = e.message;
+    }
+  }, 250);
+}
+$("rule-form").addEventListener("input", previewRule);
+previewRule();
+
 $("rule-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const f = e.target;
-  const sources = f.source_classes.value.split(",").map((s) => s.trim()).filter(Boolean);
+  const filters = ruleFilters(f);
+  if (!filters) { $("rule-preview").textContent = "metadata filter: not valid JSON"; return; }
   const out = await act("create_work_rule", {
     project_id: project, name: f.name.value, max_items: Number(f.max_items.value), priority: Number(f.priority.value),
-    annotations_per_image: Number(f.annotations_per_image.value), source_classes: sources.length ? sources : null,
+    ...filters,
   });
-  if (out) f.reset();
+  if (out) { f.reset(); $("rule-preview").textContent = ""; }
 });
+
+// Vacation cover: everything one annotator holds or owes goes to another annotator of the project at once.
+function coverFor(m) {
+  if (!m.roles.includes("annotator") || m.holding + m.waiting_for_edits === 0) return "";
+  const others = overview.members.filter((o) => o.id !== m.id && o.roles.includes("annotator"));
+  const pick = el("select");
+  pick.setAttribute("aria-label", `Give ${m.display_name}'s items to`);
+  pick.append(...others.map((o) => new Option(o.display_name, o.id)));
+  const go = el("button", "Reassign", { type: "button" });
+  go.addEventListener("click", async () => {
+    const out = await act("reassign_user_items", { project_id: project, from_user: m.id, to_user: Number(pick.value) });
+    if (out && out.kept.length) fail(new Error(out.kept.map((k) => `item ${k.item_id}: ${k.reason}`).join("; ")));
+  });
+  const box = el("span", null, { className: "cover" });
+  box.append(pick, go);
+  return others.length ? box : "";
+}
 
 function renderMembers() {
   $("member-rows").replaceChildren(...overview.members.map((m) => {
@@ -96,7 +147,8 @@ function renderMembers() {
     const vac = el("input", null, { type: "checkbox", checked: m.on_vacation });
     vac.setAttribute("aria-label", `${m.display_name} on vacation`);
     vac.addEventListener("change", () => act("set_vacation", { user_id: m.id, on_vacation: vac.checked }));
-    for (const c of [m.display_name, m.email, m.roles.join(", "), m.holding, m.waiting_for_edits, vac]) {
+    for (const c of [m.display_name, m.email, m.roles.join(", "), m.holding, m.waiting_for_edits, vac,
+                     coverFor(m)]) {
       const td = el("td"); td.append(c instanceof Node ? c : String(c)); tr.append(td);
     }
     return tr;

@@ -1,7 +1,9 @@
 """Headless Chromium (the Debian package) driven by Playwright, for the UI tests."""
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from playwright.sync_api import Page, sync_playwright
@@ -22,3 +24,15 @@ def signed_in_page(base_url: str, email: str, password: str) -> Iterator[Page]:
             yield context.new_page()
         finally:
             browser.close()
+
+
+def screenshot(page: Page, folder: Path, name: str) -> Path:
+    """A PNG of the page in the test's output folder; with DL_DOCS_SCREENSHOTS=<dir> also a JPEG there (how the
+    README's picture of the annotator workspace is made)."""
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path))
+    if docs := os.environ.get("DL_DOCS_SCREENSHOTS"):
+        from PIL import Image
+
+        Image.open(path).convert("RGB").save(Path(docs) / f"{name}.jpg", quality=85, optimize=True)
+    return path

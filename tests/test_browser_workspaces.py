@@ -14,7 +14,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from ai_services import irregular_lesion
-from browser import signed_in_page
+from browser import screenshot, signed_in_page
 from sqlcall import PASSWORD, act, call, make_team
 
 
@@ -59,7 +59,7 @@ def item_state(ws, source: str = "clinic") -> tuple:
                             (ws["project"], source)).fetchone()
 
 
-def test_annotate_review_edit_approve_in_the_browser(app_server, ws):
+def test_annotate_review_edit_approve_in_the_browser(app_server, ws, tmp_path):
     url = app_server.url
     with signed_in_page(url, ws["ann"], PASSWORD) as page:
         page.set_viewport_size({"width": 1280, "height": 800})
@@ -92,6 +92,7 @@ def test_annotate_review_edit_approve_in_the_browser(app_server, ws):
         expect(page.locator("#class-current")).to_have_text("Melanoma (MEL)")
         expect(page.locator("#descriptors input[value=black]")).to_be_checked()
         expect(page.locator("#regions li")).to_have_count(1)
+        assert screenshot(page, tmp_path, "annotator-workspace").stat().st_size > 10_000
         page.keyboard.press("Control+Enter")
         expect(page.locator("#start-message")).to_contain_text("Nothing to annotate")
         assert item_state(ws) == ("review", 1)
@@ -104,6 +105,7 @@ def test_annotate_review_edit_approve_in_the_browser(app_server, ws):
         page.keyboard.press("Enter")
         expect(page.locator("#annotation")).to_contain_text("Melanoma (MEL)")
         expect(page.locator("#annotation")).to_contain_text("irregular")
+        assert screenshot(page, tmp_path, "reviewer-workspace").stat().st_size > 10_000
         page.click("#changes-btn")  # without a comment: refused, nothing sent
         expect(page.locator("#decision-error")).to_be_visible()
         assert item_state(ws) == ("review", 1)

@@ -62,6 +62,20 @@ def test_admin_uploads_manages_rules_flags_taxonomy_and_schema(app_server, adm, 
         assert q(adm, "SELECT annotator_id, assignee_id FROM core.work_item WHERE id = %s", held) == \
             [(q(adm, "SELECT id FROM auth.\"user\" WHERE email = %s", adm["ann2_email"])[0][0],) * 2]
 
+        # roles, expertise and review level edited in place
+        page.get_by_label(f"Roles of {ann2_name}").fill("annotator, reviewer")
+        page.get_by_label(f"Roles of {ann2_name}").press("Tab")
+        page.get_by_label(f"Review level of {ann2_name}").fill("2")
+        page.get_by_label(f"Review level of {ann2_name}").press("Tab")
+        expect(page.get_by_label(f"Review level of {ann2_name}")).to_have_value("2")
+        for _ in range(50):  # the change events' calls are asynchronous: wait for them to land
+            got = q(adm, "SELECT roles::text, review_level FROM auth.\"user\" WHERE email = %s", adm["ann2_email"])
+            if got == [("{annotator,reviewer}", 2)]:
+                break
+            page.wait_for_timeout(100)
+        assert got == [("{annotator,reviewer}", 2)]
+        expect(page.locator("#admin-error")).to_be_hidden()
+
         # a rule: created, then its priority changed inline
         page.fill("#rule-form input[name=name]", "urgent")
         page.fill("#rule-form input[name=max_items]", "5")

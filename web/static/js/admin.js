@@ -124,6 +124,21 @@ $("rule-form").addEventListener("submit", async (e) => {
   if (out) { f.reset(); $("rule-preview").textContent = ""; }
 });
 
+// Roles, expertise and review level edited in place; the database checks them (and keeps your own admin role).
+function profileInputs(m) {
+  const list = (v) => v.split(",").map((x) => x.trim()).filter(Boolean);
+  const roles = el("input", null, { value: m.roles.join(", "), size: 18 });
+  roles.setAttribute("aria-label", `Roles of ${m.display_name}`);
+  const expertise = el("input", null, { value: (m.expertise || []).join(", "), size: 12 });
+  expertise.setAttribute("aria-label", `Expertise of ${m.display_name}`);
+  const level = el("input", null, { type: "number", min: 1, max: 2, value: m.review_level });
+  level.setAttribute("aria-label", `Review level of ${m.display_name}`);
+  const save = () => act("set_user_roles", { user_id: m.id, roles: list(roles.value), expertise: list(expertise.value),
+                                             review_level: Number(level.value) });
+  for (const input of [roles, expertise, level]) input.addEventListener("change", save);
+  return [roles, expertise, level];
+}
+
 // Vacation cover: everything one annotator holds or owes goes to another annotator of the project at once.
 function coverFor(m) {
   if (!m.roles.includes("annotator") || m.holding + m.waiting_for_edits === 0) return "";
@@ -147,7 +162,7 @@ function renderMembers() {
     const vac = el("input", null, { type: "checkbox", checked: m.on_vacation });
     vac.setAttribute("aria-label", `${m.display_name} on vacation`);
     vac.addEventListener("change", () => act("set_vacation", { user_id: m.id, on_vacation: vac.checked }));
-    for (const c of [m.display_name, m.email, m.roles.join(", "), m.holding, m.waiting_for_edits, vac,
+    for (const c of [m.display_name, m.email, ...profileInputs(m), m.holding, m.waiting_for_edits, vac,
                      coverFor(m)]) {
       const td = el("td"); td.append(c instanceof Node ? c : String(c)); tr.append(td);
     }

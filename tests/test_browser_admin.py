@@ -98,6 +98,15 @@ def test_admin_uploads_manages_rules_flags_taxonomy_and_schema(app_server, adm, 
         page.wait_for_timeout(300)
         assert q(adm, "SELECT priority FROM core.work_rule WHERE project_id = %s AND name = 'urgent'",
                  adm["project"]) == [(9,)]
+        # generate: the items the preview promised
+        page.locator("#rule-rows tr", has_text="urgent").get_by_role("button", name="Generate items").click()
+        count = "SELECT count(*) FROM core.work_item w JOIN core.work_rule r ON r.id = w.rule_id " \
+                "WHERE r.project_id = %s AND r.name = 'urgent'"
+        for _ in range(50):
+            if q(adm, count, adm["project"]) == [(2,)]:
+                break
+            page.wait_for_timeout(100)
+        assert q(adm, count, adm["project"]) == [(2,)]
 
         # a taxonomy node under NEO
         page.fill("#node-form input[name=code]", "MEL")

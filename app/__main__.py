@@ -1,5 +1,5 @@
 """Command line: python -m app run | serve | worker | ai-reference | migrate | info | validate | seed | export |
-cluster {start,stop,status}."""
+import-labels | cluster {start,stop,status}."""
 from __future__ import annotations
 
 import argparse
@@ -164,6 +164,25 @@ def cmd_export(s: config.Settings, args) -> int:
     return 0
 
 
+def cmd_import_labels(s: config.Settings, args) -> int:
+    """python -m app import-labels: label records (JSON Lines, the export's format) as suggestions."""
+    from pathlib import Path
+
+    import psycopg
+
+    from .label_import import import_file
+
+    try:
+        out = import_file(s.database_url, args.project, Path(args.file), args.as_user, args.source)
+    except psycopg.Error as exc:
+        print(f"error: {exc.diag.message_primary or exc}", file=sys.stderr)
+        return 1
+    print(f"imported {out['imported']} labels as suggestions 'import:{args.source}'; "
+          f"{out['unmatched_images']} records name an image not in the project; "
+          f"class codes not in the taxonomy: {out['unmapped_classes'] or 'none'}")
+    return 0
+
+
 def cmd_run(s: config.Settings) -> int:
     """The embedded default: cluster (created once), database, migrations, then the app until Ctrl-C."""
     import os
@@ -204,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--from", dest="date_from")
     e.add_argument("--to", dest="date_to")
     e.add_argument("--gold", choices=["exclude", "include", "only"])
+    i = sub.add_parser("import-labels", help="import label records (JSON Lines) as suggestions")
+    i.add_argument("--project", type=int, required=True)
+    i.add_argument("--file", required=True, help="JSON Lines: one record per line with sha256 and class (code)")
+    i.add_argument("--as", dest="as_user", required=True, help="email of an admin of the project (audited as them)")
+    i.add_argument("--source", default="import", help="names the suggestions import:<source>")
     c = sub.add_parser("cluster")
     c.add_argument("action", choices=["start", "stop", "status"])
     args = p.parse_args(argv)
@@ -213,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_cluster(s, args.action)
         if args.cmd == "export":
             return cmd_export(s, args)
+        if args.cmd == "import-labels":
+            return cmd_import_labels(s, args)
         return {"run": cmd_run, "serve": cmd_serve, "migrate": cmd_migrate, "info": cmd_info,
                 "validate": cmd_validate, "seed": cmd_seed, "worker": cmd_worker,
                 "ai-reference": cmd_ai_reference}[args.cmd](s)

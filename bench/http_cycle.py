@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,9 @@ from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _app import pct, rss_mb, start_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = float(os.environ.get("DL_BENCH_SECONDS", "10"))
@@ -121,23 +123,24 @@ class Http:
         return status, json.loads(await self.reader.readexactly(length))
 
 
-async def http_run(port: int, tokens: list[str], project: int, cls: int) -> tuple[float, list[float], int]:
+async def cycle_run(port: int, tokens: list[str], take: tuple[str, dict], finish) -> tuple[float, list[float], int]:
+    """One connection per person, as fast as they can: take an item (path, body), then finish it (a function of
+    the item giving path and body). Returns cycles/s, cycle latencies (ms) and failed calls."""
     lat: list[float] = []
     errors = 0
     stop = time.monotonic() + SECONDS
 
-    async def annotator(token: str) -> None:
+    async def person(token: str) -> None:
         nonlocal errors
         client = Http(port, token)
         await client.open()
         while time.monotonic() < stop:
             t = time.perf_counter()
-            s1, got = await client.post("/rpc/next_item", {"project_id": project})
+            s1, got = await client.post(*take)
             if s1 != 200 or got.get("item") is None:
                 errors += 1
                 continue
-            s2, _ = await client.post("/rpc/submit_annotation",
-                                      {"item_id": got["item"]["id"], "content": {"class": cls}})
+            s2, _ = await client.post(*finish(got["item"]))
             if s2 != 200:
                 errors += 1
                 continue
@@ -145,66 +148,18 @@ async def http_run(port: int, tokens: list[str], project: int, cls: int) -> tupl
         client.writer.close()
 
     started = time.monotonic()
-    await asyncio.gather(*(annotator(t) for t in tokens))
+    await asyncio.gather(*(person(t) for t in tokens))
     return len(lat) / (time.monotonic() - started), lat, errors
 
 
-async def review_run(port: int, tokens: list[str], project: int) -> tuple[float, list[float], int]:
-    """next_review + approve per cycle, one connection per reviewer, over the items the annotator runs left."""
-    lat: list[float] = []
-    errors = 0
-    stop = time.monotonic() + SECONDS
-
-    async def reviewer(token: str) -> None:
-        nonlocal errors
-        client = Http(port, token)
-        await client.open()
-        while time.monotonic() < stop:
-            t = time.perf_counter()
-            s1, got = await client.post("/rpc/next_review", {"project_id": project})
-            if s1 != 200 or got.get("item") is None:
-                errors += 1
-                continue
-            s2, _ = await client.post("/rpc/approve", {"item_id": got["item"]["id"], "comment": ""})
-            if s2 != 200:
-                errors += 1
-                continue
-            lat.append((time.perf_counter() - t) * 1000)
-        client.writer.close()
-
-    started = time.monotonic()
-    await asyncio.gather(*(reviewer(t) for t in tokens))
-    return len(lat) / (time.monotonic() - started), lat, errors
+def http_run(port: int, tokens: list[str], project: int, cls: int):
+    return cycle_run(port, tokens, ("/rpc/next_item", {"project_id": project}),
+                     lambda item: ("/rpc/submit_annotation", {"item_id": item["id"], "content": {"class": cls}}))
 
 
-def start_app(url: str) -> tuple[subprocess.Popen, int]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "DATABASE_URL": url, "DL_PORT": str(port), "DL_POOL_SIZE": "32",
-           "DL_JWT_SECRET": "bench-secret-bench-secret-bench-secret-42",
-           "DL_RATE_LOGIN": "off", "DL_RATE_RPC": "off"}
-    proc = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("app did not start")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(p / 100 * len(values)))] if values else float("nan")
+def review_run(port: int, tokens: list[str], project: int):
+    return cycle_run(port, tokens, ("/rpc/next_review", {"project_id": project}),
+                     lambda item: ("/rpc/approve", {"item_id": item["id"], "comment": ""}))
 
 
 def double_assignments(url: str, project: int) -> int:
@@ -221,7 +176,7 @@ def main() -> None:
     w = setup(url)
     print(f"setup: {ITEMS} items, {len(w['users'])} annotators in {time.monotonic() - t:.1f} s; "
           f"{SECONDS:.0f} s per run, {os.cpu_count()} cores shared by PostgreSQL, the app and the load generator")
-    proc, port = start_app(url)
+    proc, port = start_app(url, DL_POOL_SIZE="32")
     try:
         import httpx
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ PASSWORD = "bench-password"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests"))
 from browser import ARGS, CHROMIUM  # noqa: E402
+from _app import sign_in, start_app  # noqa: E402
 from upload import photo  # noqa: E402
 
 # Armed before each submit: the time of the next keydown, and a promise of the ms until the next image is drawn.
@@ -57,21 +57,10 @@ def main() -> None:
     url = os.environ["DATABASE_URL"]
     w = setup(url)
     with tempfile.TemporaryDirectory() as images:
-        port = 19000 + os.getpid() % 1000
-        env = {**os.environ, "DL_PORT": str(port), "DL_IMAGE_DIR": images, "DL_RATE_LOGIN": "off",
-               "DL_RATE_RPC": "off", "DL_JWT_SECRET": "bench-secret-bench-secret-bench-secret-42",
-               "DL_METRICS_REFRESH_SECONDS": "0"}
-        app = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        app, port = start_app(url, DL_IMAGE_DIR=images)
         base = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(100):
-                try:
-                    token = httpx.post(f"{base}/auth/login", json={"email": w["admin"],
-                                                                   "password": PASSWORD}).json()["token"]
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.2)
+            token = sign_in(port, w["admin"], PASSWORD)
             with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
                 for i in range(ITEMS + 5):  # the upload trigger gives each image its item
                     c.post(f"/projects/{w['project']}/images",

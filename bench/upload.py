@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,12 +23,11 @@ import numpy as np
 import psycopg
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
 UPLOADS = int(os.environ.get("DL_BENCH_UPLOADS", "200"))
 REGISTER = int(os.environ.get("DL_BENCH_REGISTER", "100000"))
 PASSWORD = "bench-password"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from http_cycle import pct, rss_mb  # noqa: E402
+from _app import pct, rss_mb, sign_in, start_app  # noqa: E402
 
 
 def photo(seed: int) -> bytes:
@@ -110,21 +108,10 @@ def main() -> None:
     files = [photo(i) for i in range(UPLOADS * 2)]
     size_mb = sum(map(len, files)) / 2 / 1024 / 1024
     with tempfile.TemporaryDirectory() as images:
-        port = 18000 + os.getpid() % 1000
-        env = {**os.environ, "DL_PORT": str(port), "DL_IMAGE_DIR": images, "DL_RATE_LOGIN": "off",
-               "DL_RATE_RPC": "off", "DL_JWT_SECRET": "bench-secret-bench-secret-bench-secret-42",
-               "DL_METRICS_REFRESH_SECONDS": "0"}
-        proc = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc, port = start_app(url, DL_IMAGE_DIR=images)
         base = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(100):
-                try:
-                    token = httpx.post(f"{base}/auth/login", json={"email": "upload-admin@t.org",
-                                                                   "password": PASSWORD}).json()["token"]
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.2)
+            token = sign_in(port, "upload-admin@t.org", PASSWORD)
             print(f"{UPLOADS} distinct 1024x768 JPEGs per run ({size_mb / UPLOADS * 1024:.0f} KB each), "
                   f"{os.cpu_count()} cores shared by PostgreSQL, the app and the clients")
             print(f"{'clients':>7} | {'images/s':>8} {'MB/s':>6} | {'p50':>6} {'p95':>6} ms | {'app RSS':>7} | errors")

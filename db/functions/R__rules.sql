@@ -229,30 +229,29 @@ CREATE OR REPLACE FUNCTION api.preview_work_rule(project_id bigint, source_class
                                                  max_items integer DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
--- The same predicate and the same whole-images limit as generate_work_items, before the rule exists.
+-- The rule as create_work_rule would store it, checked by the same core.check_rule_fields; then generation's own
+-- predicate and whole-images limit. No max_items: as many as the checks allow.
 DECLARE
+    r core.work_rule;
     images bigint;
 BEGIN
     PERFORM core.require_role('admin');
     PERFORM core.require_member(project_id);
-    IF annotations_per_image IS NULL OR annotations_per_image NOT BETWEEN 1 AND 10 THEN
-        PERFORM core.invalid('annotations_per_image', 'must be between 1 and 10');
-    END IF;
-    IF max_items < 0 THEN
-        PERFORM core.invalid('max_items', 'must not be negative');
-    END IF;
-    IF metadata_filter IS NOT NULL AND jsonb_typeof(metadata_filter) <> 'object' THEN
-        PERFORM core.invalid('metadata_filter', 'must be a JSON object');
-    END IF;
+    r.project_id := project_id;
+    r.source_classes := source_classes;
+    r.upload_batch := upload_batch;
+    r.metadata_filter := metadata_filter;
+    r.max_items := coalesce(max_items, 10000000);
+    r.annotations_per_image := coalesce(annotations_per_image, 1);
+    r.gold_rate := 0;
+    PERFORM core.check_rule_fields(r);
     SELECT count(*) INTO images FROM core.image i
-     WHERE i.project_id = preview_work_rule.project_id
-       AND core.rule_takes(i.status, i.source_class, i.upload_batch, i.metadata, preview_work_rule.source_classes,
-                           preview_work_rule.upload_batch, preview_work_rule.metadata_filter);
-    RETURN jsonb_build_object(
-        'images', images,
-        'items', images * annotations_per_image,
-        'would_create', CASE WHEN max_items IS NULL THEN images * annotations_per_image
-                             ELSE least(images, max_items / annotations_per_image) * annotations_per_image END);
+     WHERE i.project_id = r.project_id
+       AND core.rule_takes(i.status, i.source_class, i.upload_batch, i.metadata, r.source_classes,
+                           r.upload_batch, r.metadata_filter);
+    RETURN jsonb_build_object('images', images, 'items', images * r.annotations_per_image,
+                              'would_create', least(images, r.max_items / r.annotations_per_image)
+                                              * r.annotations_per_image);
 END
 $$;
 COMMENT ON FUNCTION api.preview_work_rule(bigint, text[], text, jsonb, integer, integer) IS

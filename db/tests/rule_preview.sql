@@ -33,7 +33,8 @@ SELECT is(api.generate_work_items(:r) ->> 'created', '4', 'generate creates what
 SELECT throws_ok(format('SELECT api.preview_work_rule(%s, annotations_per_image => 0)', :project), '22023',
                  'annotations_per_image: must be between 1 and 10', 'a bad slot count is refused');
 SELECT throws_ok(format($$SELECT api.preview_work_rule(%s, metadata_filter => '[1]')$$, :project), '22023',
-                 'metadata_filter: must be a JSON object', 'a metadata filter must be an object');
+                 'metadata_filter: must be a JSON object matched by containment',
+                 'a metadata filter must be an object (the checks of create_work_rule)');
 SELECT tests.as_superuser();
 SELECT tests.act_as(tests.user('other-admin-' || md5(random()::text) || '@t.org', '{admin}'), 'admin');
 SELECT throws_ok(format('SELECT api.preview_work_rule(%s)', :project), 'P0002', NULL,

@@ -40,17 +40,22 @@ def make_project(conn: psycopg.Connection, tag: str, n_images: int, annotators: 
     """A project with people, one class, and n_images items; returns their ids."""
     admin = make_user(conn, f"admin-{tag}@t.org", ["admin"])
     project = call(conn, admin, "admin", "create_project", name=f"p-{tag}", review_stages=stages)["id"]
-    anns = [make_user(conn, f"a{i}-{tag}@t.org", ["annotator"]) for i in range(annotators)]
-    revs = [make_user(conn, f"r{i}-{tag}@t.org", ["reviewer"], level=2) for i in range(reviewers)]
+    ann_emails = [f"a{i}-{tag}@t.org" for i in range(annotators)]
+    rev_emails = [f"r{i}-{tag}@t.org" for i in range(reviewers)]
+    anns = [make_user(conn, e, ["annotator"]) for e in ann_emails]
+    revs = [make_user(conn, e, ["reviewer"], level=2) for e in rev_emails]
     for u in anns + revs:
         call(conn, admin, "admin", "add_project_member", project_id=project, user_id=u)
     cls = call(conn, admin, "admin", "upsert_taxonomy_node", project_id=project, code="MEL", name="Melanoma")["id"]
-    call(conn, admin, "admin", "create_work_rule", project_id=project, name="all", max_items=10_000_000)
     with conn.transaction():
         act(conn, admin, "admin")
         conn.execute("SELECT api.register_image(%s, 'k/' || i, encode(sha256((%s || i)::bytea), 'hex'), 100, 100, "
                      "'image/png') FROM generate_series(1, %s) i", (project, tag, n_images))
-    return {"admin": admin, "project": project, "annotators": anns, "reviewers": revs, "class": cls}
+    # the rule after the images: one generate for all of them (the upload trigger would run once per image)
+    rule = call(conn, admin, "admin", "create_work_rule", project_id=project, name="all", max_items=10_000_000)
+    call(conn, admin, "admin", "generate_work_items", rule_id=rule["id"])
+    return {"admin": admin, "project": project, "annotators": anns, "reviewers": revs, "class": cls,
+            "annotator_emails": ann_emails, "reviewer_emails": rev_emails}
 
 
 PASSWORD = "correct horse battery"  # every make_user user's password

@@ -14,7 +14,7 @@ import httpx
 import psycopg
 from PIL import Image
 
-from sqlcall import PASSWORD, call, make_user
+from sqlcall import PASSWORD, call, make_project, make_user
 
 
 @dataclass
@@ -29,25 +29,13 @@ class Team:
 
 def make_load_team(conn: psycopg.Connection, tag: str, annotators: int, reviewers: int, uploaders: int,
                    images: int) -> Team:
-    """One project with one review stage, `images` items ready, and the people who will work on it."""
-    admin = make_user(conn, f"admin-{tag}@load.test", ["admin"])
-    project = call(conn, admin, "admin", "create_project", name=f"load {tag}")["id"]
-    cls = call(conn, admin, "admin", "upsert_taxonomy_node", project_id=project, code="MEL", name="Melanoma")["id"]
-    emails = {"annotator": [], "reviewer": [], "admin": []}
-    for role, n in (("annotator", annotators), ("reviewer", reviewers), ("admin", uploaders)):
-        for i in range(n):
-            email = f"{role}{i}-{tag}@load.test"
-            user = make_user(conn, email, [role], level=2 if role == "reviewer" else 1)
-            call(conn, admin, "admin", "add_project_member", project_id=project, user_id=user)
-            emails[role].append(email)
-    with conn.transaction():
-        conn.execute("SELECT set_config('role', 'dl_admin', true), set_config('request.jwt.claims', %s, true)",
-                     (f'{{"sub": {admin}}}',))
-        conn.execute("SELECT api.register_image(%s, 'load/' || i, encode(sha256((%s || i)::bytea), 'hex'), 64, 64, "
-                     "'image/png') FROM generate_series(1, %s) i", (project, tag, images))
-    rule = call(conn, admin, "admin", "create_work_rule", project_id=project, name="all", max_items=images)["id"]
-    call(conn, admin, "admin", "generate_work_items", rule_id=rule)
-    return Team(project, cls, admin, emails["annotator"], emails["reviewer"], emails["admin"])
+    """sqlcall.make_project's project (one review stage, `images` items ready), plus admins who upload."""
+    w = make_project(conn, tag, n_images=images, annotators=annotators, reviewers=reviewers)
+    emails = [f"up{i}-{tag}@t.org" for i in range(uploaders)]
+    for email in emails:
+        call(conn, w["admin"], "admin", "add_project_member", project_id=w["project"],
+             user_id=make_user(conn, email, ["admin"]))
+    return Team(w["project"], w["class"], w["admin"], w["annotator_emails"], w["reviewer_emails"], emails)
 
 
 @dataclass

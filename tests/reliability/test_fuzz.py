@@ -11,26 +11,16 @@ import uuid
 
 import httpx
 import psycopg
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from conftest import JWT_SECRET, start_app, stop_app
 from sqlcall import PASSWORD, make_team
 
 EXAMPLES = int(os.environ.get("DL_FUZZ_EXAMPLES", "20"))
 # Calls that end the caller's own session would leave the rest of an operation's examples testing only 401s.
 SESSION_ENDERS = {"/rpc/logout", "/auth/logout", "/rpc/change_password"}
-
-
-@pytest.fixture(scope="module")
-def fuzz_app(database_url):
-    server = start_app(database_url, {"DL_JWT_SECRET": JWT_SECRET, "DL_RATE_LOGIN": "off", "DL_RATE_RPC": "off",
-                                      "DL_METRICS_REFRESH_SECONDS": "0"})
-    yield server
-    stop_app(server)
 
 
 def callers_for(base_url: str, database_url: str) -> dict[str, dict[str, str]]:
@@ -58,20 +48,20 @@ def check(case, base_url: str, callers: dict[str, dict[str, str]]) -> None:
             assert isinstance(body, dict) and {"code", "message", "details", "hint"} <= body.keys(), where
 
 
-def test_every_endpoint_fuzzed_no_server_error_and_one_error_shape(fuzz_app, database_url):
-    schema = schemathesis.openapi.from_url(f"{fuzz_app.url}/schema/openapi.json")
+def test_every_endpoint_fuzzed_no_server_error_and_one_error_shape(app_server, database_url):
+    schema = schemathesis.openapi.from_url(f"{app_server.url}/schema/openapi.json")
     failures, operations = [], 0
     for result in schema.get_all_operations():
         op = result.ok()
         operations += 1
-        callers = callers_for(fuzz_app.url, database_url)
+        callers = callers_for(app_server.url, database_url)
         cases = st.one_of(op.as_strategy(GenerationMode.POSITIVE), op.as_strategy(GenerationMode.NEGATIVE))
 
         @given(cases)
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None,
                   phases=[Phase.generate])  # report, do not shrink: the message already names the call
         def fuzz(case) -> None:
-            check(case, fuzz_app.url, callers)
+            check(case, app_server.url, callers)
 
         try:
             fuzz()
@@ -81,5 +71,5 @@ def test_every_endpoint_fuzzed_no_server_error_and_one_error_shape(fuzz_app, dat
     declared = sum(len(ops) for ops in schema.raw_schema["paths"].values())
     assert operations == declared > 60
     if failures:  # the app logged what the database said; the client only got a request id
-        print("\n".join(line for line in fuzz_app.read_log().splitlines() if "unexpected" in line)[-3000:])
+        print("\n".join(line for line in app_server.read_log().splitlines() if "unexpected" in line)[-3000:])
     assert not failures, failures[:10]

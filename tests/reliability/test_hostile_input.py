@@ -6,7 +6,6 @@ import io
 import json
 from pathlib import Path
 import tempfile
-import uuid
 
 import httpx
 import psycopg

@@ -17,7 +17,7 @@ import pytest
 
 import faults
 from conftest import JWT_SECRET, free_port, start_app, stop_app
-from invariants import Expired, check_all
+from invariants import check_all
 from load import Outcomes, make_load_team, start_clients, summary
 
 SECONDS = float(os.environ.get("DL_RELIABILITY_SECONDS", "60"))

@@ -11,7 +11,7 @@ import jwt
 import psycopg
 import pytest
 
-from conftest import JWT_SECRET, start_app, stop_app
+from conftest import JWT_SECRET
 from sqlcall import PASSWORD, call, make_team
 
 # Placeholder values by JSON schema type, for the arguments a probe does not care about.
@@ -20,15 +20,7 @@ ID_ROUTES = ("/images/{id}", "/images/{id}/thumb", "/images/{id}/standardised")
 
 
 @pytest.fixture(scope="module")
-def server(database_url):
-    app = start_app(database_url, {"DL_JWT_SECRET": JWT_SECRET, "DL_RATE_LOGIN": "off", "DL_RATE_RPC": "off",
-                                   "DL_METRICS_REFRESH_SECONDS": "0"})
-    yield app
-    stop_app(app)
-
-
-@pytest.fixture(scope="module")
-def world(database_url, server):
+def world(database_url, app_server):
     """Two projects. Bob (project 1) holds an item with a draft; Alice is in project 1 too, Eve only in project 2.
     Their tokens, the ids, and ids that do not exist at all."""
     with psycopg.connect(database_url) as conn:
@@ -50,7 +42,7 @@ def world(database_url, server):
         missing_image = conn.execute("SELECT coalesce(max(id), 0) + 100000 FROM core.image").fetchone()[0]
     tokens = {}
     for who, team in (("alice", t), ("bob", t), ("ann", t), ("eve", other), ("admin", t)):
-        r = httpx.post(f"{server.url}/auth/login", json={"email": team["emails"][who], "password": PASSWORD})
+        r = httpx.post(f"{app_server.url}/auth/login", json={"email": team["emails"][who], "password": PASSWORD})
         tokens[who] = r.json()["token"]
     return {**t, "item": item["id"], "image": item["image"]["id"], "missing_item": missing_item,
             "missing_image": missing_image, "tokens": tokens, "cls": cls}
@@ -78,9 +70,9 @@ def normalised(r: httpx.Response, *ids: int) -> tuple:
     return r.status_code, text
 
 
-def id_probes(server) -> list[tuple[str, dict, str]]:
+def id_probes(app_server) -> list[tuple[str, dict, str]]:
     """Every RPC that takes an item_id or image_id, with placeholder values for its other arguments."""
-    doc = httpx.get(f"{server.url}/schema/openapi.json").json()
+    doc = httpx.get(f"{app_server.url}/schema/openapi.json").json()
     probes = []
     for path, ops in doc["paths"].items():
         body = ops.get("post", {}).get("requestBody", {}).get("content", {}).get("application/json", {})
@@ -92,10 +84,10 @@ def id_probes(server) -> list[tuple[str, dict, str]]:
     return probes
 
 
-def test_ids_you_may_not_see_answer_exactly_like_ids_that_do_not_exist(server, world, database_url):
+def test_ids_you_may_not_see_answer_exactly_like_ids_that_do_not_exist(app_server, world, database_url):
     """Alice guesses Bob's item (same project, held by Bob, with a draft) and Eve guesses it from another project;
     on every route that takes an id the answer is the one a missing id gets, and nothing changes."""
-    probes = id_probes(server)
+    probes = id_probes(app_server)
     assert len(probes) >= 10, probes
     before = fingerprint(database_url)
     mismatches = []
@@ -106,27 +98,27 @@ def test_ids_you_may_not_see_answer_exactly_like_ids_that_do_not_exist(server, w
                 (world["image"], world["missing_image"])
             if who == "alice" and key == "image_id":
                 continue  # Alice may see images of her own project: that is not a guess
-            a = httpx.post(f"{server.url}{path}", json={**args, key: real}, headers=headers)
-            b = httpx.post(f"{server.url}{path}", json={**args, key: missing}, headers=headers)
+            a = httpx.post(f"{app_server.url}{path}", json={**args, key: real}, headers=headers)
+            b = httpx.post(f"{app_server.url}{path}", json={**args, key: missing}, headers=headers)
             if a.status_code < 400 or normalised(a, real) != normalised(b, missing):
                 mismatches.append((who, path, a.status_code, a.text[:150], b.status_code, b.text[:150]))
         for route in ID_ROUTES:
-            a = httpx.get(server.url + route.format(id=world["image"]), headers=headers)
-            b = httpx.get(server.url + route.format(id=world["missing_image"]), headers=headers)
+            a = httpx.get(app_server.url + route.format(id=world["image"]), headers=headers)
+            b = httpx.get(app_server.url + route.format(id=world["missing_image"]), headers=headers)
             if who == "eve" and normalised(a, world["image"]) != normalised(b, world["missing_image"]):
                 mismatches.append((who, route, a.status_code, a.text[:150], b.status_code, b.text[:150]))
     assert mismatches == [], "\n".join(map(str, mismatches))
     assert fingerprint(database_url) == before
     # and Bob's draft is not in anything Alice can read
-    r = httpx.post(f"{server.url}/rpc/my_queue", json={"project_id": world["project"]},
+    r = httpx.post(f"{app_server.url}/rpc/my_queue", json={"project_id": world["project"]},
                    headers={"Authorization": f"Bearer {world['tokens']['alice']}"})
     assert "bob's draft" not in r.text
 
 
-def test_a_session_is_the_servers_not_the_clients(server, world, database_url):
+def test_a_session_is_the_servers_not_the_clients(app_server, world, database_url):
     """Session fixation: each sign-in opens a new session whatever cookie the browser brought, and a token naming
     someone else's session (even correctly signed) is refused."""
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(base_url=app_server.url) as c:
         c.cookies.set("dl_session", world["tokens"]["alice"])
         r = c.post("/auth/login", json={"email": world["emails"]["bob"], "password": PASSWORD})
         new = jwt.decode(r.json()["token"], JWT_SECRET, algorithms=["HS256"])
@@ -135,14 +127,14 @@ def test_a_session_is_the_servers_not_the_clients(server, world, database_url):
         assert new["sid"] != planted["sid"] and set_cookie[0].startswith(f"dl_session={r.json()['token']};")
     bob = jwt.decode(world["tokens"]["bob"], JWT_SECRET, algorithms=["HS256"])
     forged = jwt.encode({**bob, "sid": planted["sid"]}, JWT_SECRET, algorithm="HS256")
-    r = httpx.post(f"{server.url}/rpc/my_queue", json={"project_id": world["project"]},
+    r = httpx.post(f"{app_server.url}/rpc/my_queue", json={"project_id": world["project"]},
                    headers={"Authorization": f"Bearer {forged}"})
     assert r.status_code == 401
 
 
-def test_cookie_writes_need_the_csrf_header(server, world, database_url):
+def test_cookie_writes_need_the_csrf_header(app_server, world, database_url):
     before = fingerprint(database_url)
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(base_url=app_server.url) as c:
         c.post("/auth/login", json={"email": world["emails"]["bob"], "password": PASSWORD})
         args = {"item_id": world["item"], "content": {"class": world["cls"], "description": "forged by a page"}}
         assert c.post("/rpc/save_draft", json=args).status_code == 403
@@ -153,56 +145,56 @@ def test_cookie_writes_need_the_csrf_header(server, world, database_url):
     assert fingerprint(database_url) == before
 
 
-def test_tokens_die_with_logout_and_password_change(server, world, database_url):
+def test_tokens_die_with_logout_and_password_change(app_server, world, database_url):
     with psycopg.connect(database_url) as conn:
         t = make_team(conn, "secpw", carol=["annotator"])
-    login = lambda: httpx.post(f"{server.url}/auth/login",  # noqa: E731
+    login = lambda: httpx.post(f"{app_server.url}/auth/login",  # noqa: E731
                                json={"email": t["emails"]["carol"], "password": PASSWORD}).json()["token"]
     first, second = login(), login()
     auth = lambda tok: {"Authorization": f"Bearer {tok}"}  # noqa: E731
-    assert httpx.post(f"{server.url}/auth/logout", headers=auth(first)).status_code == 204
-    assert httpx.post(f"{server.url}/rpc/me", json={}, headers=auth(first)).status_code == 401
-    assert httpx.post(f"{server.url}/rpc/me", json={}, headers=auth(second)).status_code == 200
-    r = httpx.post(f"{server.url}/rpc/change_password", headers=auth(second),
+    assert httpx.post(f"{app_server.url}/auth/logout", headers=auth(first)).status_code == 204
+    assert httpx.post(f"{app_server.url}/rpc/me", json={}, headers=auth(first)).status_code == 401
+    assert httpx.post(f"{app_server.url}/rpc/me", json={}, headers=auth(second)).status_code == 200
+    r = httpx.post(f"{app_server.url}/rpc/change_password", headers=auth(second),
                    json={"current_password": PASSWORD, "new_password": "another long passphrase"})
     assert r.status_code == 200
-    assert httpx.post(f"{server.url}/rpc/me", json={}, headers=auth(second)).status_code == 401
-    expired = jwt.encode({**jwt.decode(login_as(server, world["emails"]["bob"]), JWT_SECRET, algorithms=["HS256"]),
+    assert httpx.post(f"{app_server.url}/rpc/me", json={}, headers=auth(second)).status_code == 401
+    expired = jwt.encode({**jwt.decode(login_as(app_server, world["emails"]["bob"]), JWT_SECRET, algorithms=["HS256"]),
                           "exp": int(time.time()) - 5}, JWT_SECRET, algorithm="HS256")
-    assert httpx.post(f"{server.url}/rpc/me", json={}, headers=auth(expired)).status_code == 401
+    assert httpx.post(f"{app_server.url}/rpc/me", json={}, headers=auth(expired)).status_code == 401
 
 
-def login_as(server, email: str) -> str:
-    return httpx.post(f"{server.url}/auth/login", json={"email": email, "password": PASSWORD}).json()["token"]
+def login_as(app_server, email: str) -> str:
+    return httpx.post(f"{app_server.url}/auth/login", json={"email": email, "password": PASSWORD}).json()["token"]
 
 
 HOSTILE = ["x', true); SELECT set_config('role', 'dl_admin', false); --",
            "'; DROP TABLE core.work_item; --", "dl_admin\"; RESET ROLE; --", "$$; SET ROLE postgres; $$"]
 
 
-def test_set_config_and_role_in_arguments_escalate_nothing(server, world, database_url):
+def test_set_config_and_role_in_arguments_escalate_nothing(app_server, world, database_url):
     """Strings are data: set_config, SET ROLE and quotes in any argument stay text; there is no /rpc/set_config;
     a smuggled 'role' argument is refused."""
     headers = {"Authorization": f"Bearer {world['tokens']['bob']}"}
     before = fingerprint(database_url)
     for text in HOSTILE:
-        r = httpx.post(f"{server.url}/rpc/save_draft", headers=headers,
+        r = httpx.post(f"{app_server.url}/rpc/save_draft", headers=headers,
                        json={"item_id": world["item"], "content": {"class": world["cls"], "description": text}})
         assert r.status_code == 200
         # still an annotator: an admin-only call is refused in the very next request
-        r = httpx.post(f"{server.url}/rpc/create_project", headers=headers, json={"name": text})
+        r = httpx.post(f"{app_server.url}/rpc/create_project", headers=headers, json={"name": text})
         assert r.status_code == 403, r.text
-    assert httpx.post(f"{server.url}/rpc/set_config", headers=headers,
+    assert httpx.post(f"{app_server.url}/rpc/set_config", headers=headers,
                       json={"setting_name": "role", "new_value": "dl_admin", "is_local": False}).status_code == 404
-    r = httpx.post(f"{server.url}/rpc/item_detail", headers=headers, json={"item_id": world["item"], "role": "x"})
+    r = httpx.post(f"{app_server.url}/rpc/item_detail", headers=headers, json={"item_id": world["item"], "role": "x"})
     assert r.status_code == 400
     after = fingerprint(database_url)
     assert after[0] == before[0] and after[2:] == before[2:]  # only Bob's own draft text changed
 
 
-def test_the_analyst_can_write_nothing(server, world, database_url):
+def test_the_analyst_can_write_nothing(app_server, world, database_url):
     """Every function that writes (the POST-only ones) refuses the analyst, except ending their own session."""
-    doc = httpx.get(f"{server.url}/schema/openapi.json").json()
+    doc = httpx.get(f"{app_server.url}/schema/openapi.json").json()
     writers = [p for p, ops in doc["paths"].items() if p.startswith("/rpc/") and "get" not in ops]
     own_session = {"/rpc/logout", "/rpc/change_password"}
     headers = {"Authorization": f"Bearer {world['tokens']['ann']}"}
@@ -211,7 +203,7 @@ def test_the_analyst_can_write_nothing(server, world, database_url):
     for path in writers:
         if path in own_session:
             continue
-        r = httpx.post(f"{server.url}{path}", json={}, headers=headers)
+        r = httpx.post(f"{app_server.url}{path}", json={}, headers=headers)
         if r.status_code not in (403,):
             allowed.append((path, r.status_code, r.text[:120]))
     assert allowed == []

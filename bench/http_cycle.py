@@ -26,7 +26,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _app import pct, rss_mb, start_app  # noqa: E402
+from _app import pct, rss_mb, sign_in, start_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = float(os.environ.get("DL_BENCH_SECONDS", "10"))
@@ -178,11 +178,7 @@ def main() -> None:
           f"{SECONDS:.0f} s per run, {os.cpu_count()} cores shared by PostgreSQL, the app and the load generator")
     proc, port = start_app(url, DL_POOL_SIZE="32")
     try:
-        import httpx
-
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
-            tokens = [c.post("/auth/login", json={"email": f"bench{i}@t.org", "password": PASSWORD}).json()["token"]
-                      for i in range(1, len(w["users"]) + 1)]
+        tokens = [sign_in(port, f"bench{i}@t.org", PASSWORD) for i in range(1, len(w["users"]) + 1)]
         print(f"{'clients':>7} | {'SQL cycles/s':>12} {'p50':>6} {'p99':>6} | {'HTTP cycles/s':>13} {'p50':>6} "
               f"{'p95':>6} {'p99':>6} | {'HTTP/SQL':>8} | {'app RSS':>7} | errors")
         for n in CLIENTS:
@@ -192,9 +188,7 @@ def main() -> None:
                   f"{pct(http_lat, 50):>6.1f} {pct(http_lat, 95):>6.1f} {pct(http_lat, 99):>6.1f} | "
                   f"{http_tps / sql_tps:>7.0%} | {rss_mb(proc.pid):>5.0f}MB | {errors}", flush=True)
         print(f"double assignments (audit log): {double_assignments(url, w['project'])}")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
-            rtokens = [c.post("/auth/login", json={"email": f"rbench{i}@t.org", "password": PASSWORD}).json()["token"]
-                       for i in range(1, len(w["reviewers"]) + 1)]
+        rtokens = [sign_in(port, f"rbench{i}@t.org", PASSWORD) for i in range(1, len(w["reviewers"]) + 1)]
         print(f"\nreview cycle over HTTP (next_review + approve)\n{'clients':>7} | {'cycles/s':>8} {'p50':>6} "
               f"{'p95':>6} {'p99':>6} | errors")
         for n in CLIENTS:

@@ -1,4 +1,4 @@
-"""Image routes: upload (many files at once) and download of the bytes a caller may see."""
+"""Image routes: upload (many files at once, photographs or DICOM) and download of the bytes a caller may see."""
 from __future__ import annotations
 
 import asyncio
@@ -12,6 +12,8 @@ from litestar.datastructures import State, UploadFile
 from . import errors, rpc
 from .auth import identify
 from .errors import JSON, ApiError
+from .dicom_deid import Key
+from .dicom_intake import clean_dicom, frame_payload, is_dicom
 from .imaging import Rejected, clean
 from .routes import request_id
 from .storage import StorageError
@@ -20,13 +22,76 @@ MAX_BYTES = int(os.environ.get("DL_MAX_UPLOAD_MB", "40")) * 1024 * 1024
 MAX_REQUEST_BYTES = int(os.environ.get("DL_MAX_REQUEST_MB", "1024")) * 1024 * 1024
 
 
+class Intake:
+    """What one request needs to store and register images in a project; the project's DICOM key is asked for
+    once, on the first DICOM file."""
+
+    def __init__(self, state: State, caller, project_id: int, rid: str):
+        self.state, self.caller, self.project_id, self.rid = state, caller, project_id, rid
+        self.register = state.catalog.get("register_image")
+        self.register.role_for(caller)  # 401/403 before any bytes are read
+        self._key: Key | None = None
+
+    async def deid_key(self) -> Key:
+        if self._key is None:
+            out = await rpc.call(self.state.pool, self.state.catalog.get("dicom_deid_key"), self.caller,
+                                 {"project_id": self.project_id}, self.rid)
+            doc = msgspec.json.decode(out)
+            self._key = Key(doc["secret"], doc["date_offset_days"])
+        return self._key
+
+    async def add(self, name: str, raw: bytes, source_class: str | None, batch: str | None) -> dict:
+        """One file: cleaned (or de-identified and rendered, for DICOM), bytes stored, then registered. Returns the
+        file's result; a refused file is a result with its 4xx status, not an exception."""
+        pid = self.project_id
+        try:
+            if is_dicom(raw):
+                key = await self.deid_key()
+                img = await asyncio.to_thread(clean_dicom, raw, MAX_BYTES, key)
+            else:
+                img = await asyncio.to_thread(clean, raw, MAX_BYTES)
+        except Rejected as exc:
+            return {"filename": name, "status": exc.status, "error": str(exc)}
+        key = f"images/{pid}/{img.sha256}.{img.ext}"
+        try:
+            # bytes first, the row second: a registered image always has its bytes
+            await self.state.storage.put(key, img.data, img.media_type)
+            await self.state.storage.put(f"thumbs/{pid}/{img.sha256}.jpg", img.thumb, "image/jpeg")
+            if img.dicom is not None:
+                await self.state.storage.put(f"dicom/{pid}/{img.sha256}.dcm", img.dicom, "application/dicom")
+        except StorageError:
+            raise ApiError(503, "PT503", "image storage is unavailable, nothing was saved; try again") from None
+        # a DICOM file's name often carries the patient's: it goes with the rest of the identifying data
+        metadata = {"removed_metadata": img.removed, **img.metadata}
+        if img.dicom is None:
+            metadata["original_filename"] = name
+        out = await rpc.call(self.state.pool, self.register, self.caller, {
+            "project_id": pid, "storage_key": key, "sha256": img.sha256, "width": img.width,
+            "height": img.height, "media_type": img.media_type, "source_class": source_class,
+            "upload_batch": batch, "metadata": metadata}, self.rid)
+        return {"filename": name, "status": 200, **msgspec.json.decode(out), "width": img.width,
+                "height": img.height, "media_type": img.media_type, "removed_metadata": img.removed,
+                **({"dicom": {k: img.metadata["dicom"][k] for k in ("frames", "modality", "patient_pseudonym")}}
+                   if img.dicom is not None else {})}
+
+
+def upload_response(results: list[dict], rid: str) -> Response[bytes]:
+    """200 with every file's result when any was stored; otherwise the worst refusal, in the error shape."""
+    ok = [r for r in results if r["status"] == 200]
+    if not ok:
+        status = max(r["status"] for r in results)
+        first = results[0]
+        return Response(errors.body(f"PT{status}", f"{first['filename']}: {first['error']}", results),
+                        status_code=status, media_type=JSON)
+    return Response(msgspec.json.encode({"files": results}), media_type=JSON, headers={"X-Request-Id": rid})
+
+
 # the whole request (many files) is bounded too: each file by MAX_BYTES, the request by DL_MAX_REQUEST_MB
 @post("/projects/{project_id:int}/images", status_code=200, request_max_body_size=MAX_REQUEST_BYTES)
 async def upload(request: Request, state: State, project_id: int) -> Response[bytes]:
     rid = request_id(request)
     caller = identify(request, state.tokens)
-    register = state.catalog.get("register_image")
-    register.role_for(caller)  # 401/403 before reading any bytes
+    intake = Intake(state, caller, project_id, rid)
     form = await request.form()
     files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
     if not files:
@@ -34,42 +99,18 @@ async def upload(request: Request, state: State, project_id: int) -> Response[by
     source_class = form.get("source_class") or None
     batch = form.get("batch") or None
     results = []
-    for f in files:
-        name = os.path.basename(f.filename or "upload")[:200]
-        raw = await f.read(MAX_BYTES + 1)
-        try:
-            img = await asyncio.to_thread(clean, raw, MAX_BYTES)
-        except Rejected as exc:
-            results.append({"filename": name, "status": exc.status, "error": str(exc)})
-            continue
-        key = f"images/{project_id}/{img.sha256}.{img.ext}"
-        try:
-            # bytes first, the row second: a registered image always has its bytes
-            await state.storage.put(key, img.data, img.media_type)
-            await state.storage.put(f"thumbs/{project_id}/{img.sha256}.jpg", img.thumb, "image/jpeg")
-        except StorageError:
-            raise ApiError(503, "PT503", "image storage is unavailable, nothing was saved; try again") from None
-        try:
-            out = await rpc.call(state.pool, register, caller, {
-                "project_id": project_id, "storage_key": key, "sha256": img.sha256, "width": img.width,
-                "height": img.height, "media_type": img.media_type, "source_class": source_class,
-                "upload_batch": batch, "metadata": {"original_filename": name, "removed_metadata": img.removed}},
-                rid)
-        except psycopg.Error as exc:
-            return errors.from_sql(exc, caller.anonymous, rid)
-        results.append({"filename": name, "status": 200, **msgspec.json.decode(out), "width": img.width,
-                        "height": img.height, "media_type": img.media_type, "removed_metadata": img.removed})
-    ok = [r for r in results if r["status"] == 200]
-    status = 200 if ok else max(r["status"] for r in results)
-    if not ok:
-        first = results[0]
-        return Response(errors.body(f"PT{status}", f"{first['filename']}: {first['error']}", results),
-                        status_code=status, media_type=JSON)
-    return Response(msgspec.json.encode({"files": results}), media_type=JSON, headers={"X-Request-Id": rid})
+    try:
+        for f in files:
+            name = os.path.basename(f.filename or "upload")[:200]
+            results.append(await intake.add(name, await f.read(MAX_BYTES + 1), source_class, batch))
+    except psycopg.Error as exc:
+        return errors.from_sql(exc, caller.anonymous, rid)
+    return upload_response(results, rid)
 
 
-async def _serve(request: Request, state: State, image_id: int, variant: str) -> Response[bytes]:
-    """The bytes of an image the caller may see: the original, its thumbnail, or the AI's standardised crop."""
+async def _serve(request: Request, state: State, image_id: int, variant: str, frame: int = 0) -> Response[bytes]:
+    """The bytes of an image the caller may see: the original, its thumbnail, the AI's standardised crop, or for a
+    DICOM upload its de-identified file or one frame's pixel values (for the viewer's window/level)."""
     rid = request_id(request)
     caller = identify(request, state.tokens)
     try:
@@ -82,6 +123,11 @@ async def _serve(request: Request, state: State, image_id: int, variant: str) ->
         if not key:
             raise ApiError(404, "PT404", f"image {image_id} has no standardised crop (yet)")
         etag = f'"{key.rsplit("/", 1)[-1]}"'  # the key names the crop's own hash: a rerun changes it
+    elif variant in ("dicom", "frame"):
+        key, media_type = info.get("dicom_key"), "application/dicom"
+        if not key:
+            raise ApiError(404, "PT404", f"image {image_id} was not uploaded as DICOM")
+        etag = f'"{info["sha256"]}-{"dcm" if variant == "dicom" else f"f{frame}"}"'
     else:
         key = info["thumb_key"] if variant == "thumb" else info["storage_key"]
         media_type = "image/jpeg" if variant == "thumb" else info["media_type"]
@@ -95,6 +141,13 @@ async def _serve(request: Request, state: State, image_id: int, variant: str) ->
         raise ApiError(503, "PT503", "image storage is unavailable; try again") from None
     if data is None:
         raise ApiError(404, "PT404", f"the bytes of image {image_id} are missing from storage")
+    if variant == "frame":
+        try:
+            data, described = await asyncio.to_thread(frame_payload, data, frame)
+        except IndexError:
+            raise ApiError(404, "PT404", f"image {image_id} has no frame {frame}") from None
+        headers |= described
+        media_type = "application/octet-stream"
     return Response(data, media_type=media_type, headers=headers)
 
 
@@ -111,3 +164,15 @@ async def thumbnail(request: Request, state: State, image_id: int) -> Response[b
 @get("/images/{image_id:int}/standardised")
 async def standardised(request: Request, state: State, image_id: int) -> Response[bytes]:
     return await _serve(request, state, image_id, "standardised")
+
+
+@get("/images/{image_id:int}/dicom")
+async def dicom_file(request: Request, state: State, image_id: int) -> Response[bytes]:
+    return await _serve(request, state, image_id, "dicom")
+
+
+@get("/images/{image_id:int}/frames/{frame:int}")
+async def dicom_frame(request: Request, state: State, image_id: int, frame: int) -> Response[bytes]:
+    """One frame's values, little-endian, rows × columns × samples of X-Dtype (greyscale: modality values after
+    the rescale; colour: 8-bit RGB). The viewer windows them itself."""
+    return await _serve(request, state, image_id, "frame", frame)

@@ -29,6 +29,8 @@ class Clean:
     width: int
     height: int
     removed: list[str] = field(default_factory=list)
+    dicom: bytes | None = None  # a DICOM upload's de-identified file, kept beside its rendering
+    metadata: dict = field(default_factory=dict)  # what the format adds to image.metadata
 
 
 def _removed_metadata(img: Image.Image) -> list[str]:

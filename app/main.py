@@ -22,7 +22,8 @@ from .db import app_conninfo, make_pool
 from .errors import JSON, ApiError
 from .dashboard import dashboard, dashboard_csv
 from .health import healthz
-from .images import image, standardised, thumbnail, upload
+from .dicomweb import import_series, search_series
+from .images import dicom_file, dicom_frame, image, standardised, thumbnail, upload
 from .limits import header_limit
 from .logs import access_log
 from .metrics import config as prometheus, metrics
@@ -92,7 +93,8 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[healthz, login, logout, rpc_post, rpc_get, openapi_json, upload, image, thumbnail,
-                        standardised, metrics, oidc_login, oidc_callback, schema_page, dashboard, dashboard_csv,
+                        standardised, dicom_file, dicom_frame, search_series, import_series, metrics, oidc_login,
+                        oidc_callback, schema_page, dashboard, dashboard_csv,
                         home, login_page, work_page, review_page, admin_page, export,
                         create_static_files_router(path="/static", directories=[config.ROOT / "web" / "static"])],
         template_config=TemplateConfig(directory=config.ROOT / "web" / "templates", engine=JinjaTemplateEngine),

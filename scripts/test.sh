@@ -7,11 +7,13 @@ PY=${PY:-.venv/bin/python}
 
 major=$("$PY" -c 'from app.cluster import pg_bin; print(pg_bin().parent.name)') || exit 2
 sharedir=/usr/share/postgresql/$major/extension
-# What the tests need from Debian: pgTAP + pg_prove, and chromium for the browser tests (Playwright drives it).
+# What the tests need from Debian: pgTAP + pg_prove, chromium for the browser tests (Playwright drives it), and
+# Orthanc with its DICOMweb plugin for the PACS round trip.
 pkgs=""
 [[ -f $sharedir/pgtap.control ]] && command -v pg_prove >/dev/null \
     || pkgs="postgresql-$major-pgtap libtap-parser-sourcehandler-pgtap-perl"
 [[ -x /usr/bin/chromium ]] || pkgs="$pkgs chromium"
+[[ -x /usr/sbin/Orthanc && -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]] || pkgs="$pkgs orthanc orthanc-dicomweb"
 if [[ -n $pkgs ]]; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
         echo "installing $pkgs"

@@ -11,6 +11,8 @@ BEGIN
     SELECT jsonb_build_object('id', i.id, 'storage_key', i.storage_key, 'media_type', i.media_type,
                               'sha256', i.sha256, 'thumb_key', 'thumbs/' || i.project_id || '/' || i.sha256 || '.jpg',
                               'status', i.status,
+                              'dicom_key', CASE WHEN i.metadata ? 'dicom'
+                                                THEN 'dicom/' || i.project_id || '/' || i.sha256 || '.dcm' END,
                               'standardised_key', (core.ai_latest(i.id, 'crop')).payload -> 'standardised'
                                                   ->> 'storage_key')
       INTO doc FROM core.image i WHERE i.id = image_file.image_id AND i.status <> 'removed';
@@ -21,7 +23,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION api.image_file(bigint) IS
-    'Where the bytes of an image you may see are stored (used by GET /images/{id}); 404 for an image outside '
-    'your projects or removed from the dataset.';
+    'Where the bytes of an image you may see are stored (used by GET /images/{id}, and for a DICOM upload its '
+    'de-identified file by GET /images/{id}/frames/{n}); 404 for an image outside your projects or removed from '
+    'the dataset.';
 
 GRANT EXECUTE ON FUNCTION api.image_file(bigint) TO dl_annotator, dl_reviewer, dl_admin;

@@ -33,7 +33,8 @@ SELECT set_eq($$
         ('rerun_ai', '{admin}'), ('ai_status', '{admin}'), ('configure_red_flags', '{admin}'),
         ('ai_queue_stats', '{anon,admin,analyst}'), ('set_quality_thresholds', '{admin}'),
         ('project_overview', '{admin}'), ('list_users', '{admin}'),
-        ('export_manifest', '{admin}'), ('import_labels', '{admin}'), ('export_page', '{admin}'), ('export_categories', '{admin}')
+        ('export_manifest', '{admin}'), ('import_labels', '{admin}'), ('export_page', '{admin}'), ('export_categories', '{admin}'),
+        ('dicom_deid_key', '{admin}'), ('set_dicomweb_source', '{admin}'), ('dicomweb_source', '{admin}')
      ) AS g(f, roles), unnest(roles) AS r $$,
   'each api function is executable by exactly the roles that need it');
 

@@ -86,6 +86,12 @@ BEGIN
         'item_id', w.id, 'image_id', i.id, 'sha256', i.sha256, 'storage_key', i.storage_key,
         'width', i.width, 'height', i.height, 'media_type', i.media_type, 'source_class', i.source_class,
         'upload_batch', i.upload_batch, 'rule_id', w.rule_id, 'gold_check', w.gold_check,
+        -- DICOM uploads: the de-identified file, and the patient pseudonym (split datasets by patient, not image)
+        'dicom', CASE WHEN i.metadata ? 'dicom' THEN jsonb_build_object(
+                     'storage_key', 'dicom/' || i.project_id || '/' || i.sha256 || '.dcm',
+                     'patient', i.metadata -> 'dicom' ->> 'patient_pseudonym',
+                     'modality', i.metadata -> 'dicom' ->> 'modality',
+                     'frames', i.metadata -> 'dicom' -> 'frames') END,
         'class', jsonb_build_object('id', n.id, 'code', n.code, 'name', n.name, 'icd10', n.icd10,
                                     'snomed_ct', n.snomed_ct,
                                     'path', (SELECT jsonb_agg(p ->> 'code') FROM jsonb_array_elements(n.path) p)),
@@ -177,7 +183,8 @@ $$;
 COMMENT ON FUNCTION api.export_page(bigint, jsonb, bigint, bigint, integer) IS
     'Admin: up to max_rows export records after (after_image, after_item), ordered by image then item: id, '
     'image (sha256, storage key, size), class with ICD-10/SNOMED CT and path, descriptors, description, regions, '
-    'annotator, reviewers, revision count, the AI suggestion and whether it agreed.';
+    'annotator, reviewers, revision count, the AI suggestion and whether it agreed; for DICOM uploads the '
+    'de-identified file and the patient pseudonym.';
 
 CREATE OR REPLACE FUNCTION api.export_categories(project_id bigint)
 RETURNS jsonb

@@ -1,7 +1,7 @@
 -- DICOM: a project's de-identification key is made once and never changes; its DICOMweb source is validated and
 -- audited; both belong to the project's admins only; an image uploaded as DICOM names its de-identified file.
 BEGIN;
-SELECT plan(14);
+SELECT plan(16);
 
 SELECT * FROM tests.fixture(n_images => 1) \gset
 SELECT tests.act_as(:admin, 'admin');
@@ -39,10 +39,23 @@ SELECT results_eq(format($$SELECT before ->> 'base_url', after ->> 'base_url' FR
 -- an image registered with DICOM metadata names its de-identified file; a photograph does not
 SELECT tests.act_as(:admin, 'admin');
 SELECT (api.register_image(:project, 'images/x/' || repeat('d', 64) || '.png', repeat('d', 64), 64, 64, 'image/png',
-                           NULL, NULL, '{"dicom": {"frames": 2}}') ->> 'id')::bigint AS dimg \gset
+                           NULL, NULL, '{"dicom": {"frames": 2, "modality": "XC", "patient_pseudonym": "DL-AB12"}}')
+                           ->> 'id')::bigint AS dimg \gset
 SELECT is(api.image_file(:dimg) ->> 'dicom_key', format('dicom/%s/%s.dcm', :project, repeat('d', 64)),
           'a DICOM upload names its de-identified file');
 SELECT is(api.image_file(:img1) ->> 'dicom_key', NULL, 'a photograph has none');
+
+
+-- the export tells ML engineers where the de-identified file is and whose (pseudonymous) patient it is
+SELECT tests.as_superuser();
+SELECT is((SELECT core.export_record(w, i, NULL::core.annotation_revision) -> 'dicom'
+             FROM core.work_item w JOIN core.image i ON i.id = w.image_id WHERE i.id = :dimg LIMIT 1),
+          jsonb_build_object('storage_key', format('dicom/%s/%s.dcm', :project, repeat('d', 64)),
+                             'patient', 'DL-AB12', 'modality', 'XC', 'frames', 2),
+          'an export record of a DICOM image carries its file, patient pseudonym, modality and frames');
+SELECT is((SELECT core.export_record(w, i, NULL::core.annotation_revision) -> 'dicom'
+             FROM core.work_item w JOIN core.image i ON i.id = w.image_id WHERE i.id = :img1 LIMIT 1),
+          'null'::jsonb, 'a photograph''s has none');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,6 +1,7 @@
 // The image viewer: a canvas with fit, zoom (wheel, +/-), pan (drag), 1:1, reset, brightness/contrast/invert, and
 // regions drawn in image pixels: boxes, polygons, points; select, move, delete, label; a length ruler (px, and mm
-// when the image has a scale). Regions are plain objects in the shape the API validates.
+// when the image has a scale). Regions are plain objects in the shape the API validates. The picture is an image
+// or a canvas (a DICOM frame windowed by dicomview.js); a window/level drag is handed to onWindow.
 const HANDLE = 6;
 
 export class Viewer {
@@ -20,6 +21,7 @@ export class Viewer {
     this.draft = null;   // the shape being drawn
     this.ruler = null;
     this.pixelsPerMm = null;
+    this.onWindow = null;  // (phase, dx, dy) => handled?: set while a DICOM image is shown
     new ResizeObserver(() => this.resize()).observe(canvas.parentElement);
     this.bind();
   }
@@ -29,14 +31,22 @@ export class Viewer {
     img.decoding = "async";
     img.src = src;
     await img.decode();
-    this.img = img;
+    return this.show(img, src);
+  }
+
+  // A new picture (an <img>, or a canvas with naturalWidth/naturalHeight set), fitted to the stage.
+  show(picture, src = "") {
+    this.img = picture;
     this.selected = -1; this.draft = null; this.ruler = null;
     this.resize();
     this.fit();
     // the new image is on screen: what bench/ui_timing.py waits for after a submit
     this.canvas.dispatchEvent(new CustomEvent("imagedrawn", { detail: { src } }));
-    return img;
+    return picture;
   }
+
+  // The same picture with new pixels (another frame, another window): view, regions and selection stay.
+  repaint(picture) { this.img = picture; this.draw(); }
 
   resize() {
     const box = this.canvas.parentElement.getBoundingClientRect();
@@ -211,12 +221,17 @@ export class Viewer {
       const r = c.getBoundingClientRect();
       this.zoomAt(Math.exp(-e.deltaY * 0.0015), e.clientX - r.left, e.clientY - r.top);
     }, { passive: false });
+    c.addEventListener("contextmenu", (e) => { if (this.onWindow) e.preventDefault(); });
     c.addEventListener("pointerdown", (e) => {
-      if (!this.img || e.button !== 0) return;
+      const windowing = this.onWindow && (e.button === 2 || (e.button === 0 && this.tool === "window"));
+      if (!this.img || (e.button !== 0 && !windowing)) return;
       c.setPointerCapture(e.pointerId);
       const p = this.clamp(this.toImage(e));
       const editing = !this.readOnly;
-      if (this.tool === "bbox" && editing) {
+      if (windowing) {
+        this.onWindow("start");
+        drag = { kind: "window", sx: e.clientX, sy: e.clientY };
+      } else if (this.tool === "bbox" && editing) {
         this.draft = { type: "bbox", x: p[0], y: p[1], w: 0, h: 0, ox: p[0], oy: p[1] };
         drag = { kind: "bbox" };
       } else if (this.tool === "point" && editing) {
@@ -245,7 +260,9 @@ export class Viewer {
     });
     c.addEventListener("pointermove", (e) => {
       if (!drag) return;
-      if (drag.kind === "pan") {
+      if (drag.kind === "window") {
+        this.onWindow?.("move", e.clientX - drag.sx, e.clientY - drag.sy);
+      } else if (drag.kind === "pan") {
         this.tx = drag.tx + (e.clientX - drag.sx);
         this.ty = drag.ty + (e.clientY - drag.sy);
         this.draw();

@@ -1,4 +1,6 @@
-// The viewer's toolbar and keys, shared by both workspaces: view controls, filters, original/AI crop, AI box.
+// The viewer's toolbar and keys, shared by both workspaces: view controls, filters, original/AI crop, AI box, and
+// for DICOM images window/level (presets, drag) and frames.
+import { DicomFrames } from "./dicomview.js";
 import { Viewer } from "./viewer.js";
 
 export function typing(e) {
@@ -18,14 +20,17 @@ export function setupViewer({ onChange, readOnly = false } = {}) {
     },
   });
   let item = null;
+  const dicomUi = dicomControls(viewer);
   const acts = {
     fit: () => viewer.fit(), one: () => viewer.oneToOne(), reset: () => {
       viewer.reset();
       document.getElementById("f-brightness").value = 100;
       document.getElementById("f-contrast").value = 100;
       document.getElementById("f-invert").checked = false;
+      dicomUi.resetWindow();
     },
     "zoom-in": () => viewer.zoomAt(1.25), "zoom-out": () => viewer.zoomAt(0.8),
+    "frame-prev": () => dicomUi.step(-1), "frame-next": () => dicomUi.step(1),
   };
   document.querySelector(".toolbar").addEventListener("click", (e) => {
     const b = e.target.closest("button[data-act]");
@@ -52,7 +57,8 @@ export function setupViewer({ onChange, readOnly = false } = {}) {
       const url = which === "standardised" ? item.ai.crop.payload.standardised.url : item.image.url;
       const regions = viewer.regions;
       viewer.readOnly = readOnly || which !== "original";  // regions are in the original's pixels
-      await viewer.load(url);
+      if (which === "original" && dicomUi.active()) viewer.show(await dicomUi.picture(), url);
+      else await viewer.load(url);
       viewer.regions = which === "original" ? regions : [];
       if (which !== "original") viewer.savedRegions = regions;
       else if (viewer.savedRegions) { viewer.regions = viewer.savedRegions; viewer.savedRegions = null; }
@@ -60,12 +66,12 @@ export function setupViewer({ onChange, readOnly = false } = {}) {
     });
   }
   for (const r of document.querySelectorAll('input[name="tool"]')) {
-    r.addEventListener("change", () => viewer.setTool(r.value));
+    r.addEventListener("change", () => { viewer.setTool(r.value); document.getElementById("wl-drag").checked = false; });
   }
 
   function setTool(t) {
     const r = document.querySelector(`input[name="tool"][value="${t}"]`);
-    if (r) { r.checked = true; viewer.setTool(t); }
+    if (r) { r.checked = true; viewer.setTool(t); document.getElementById("wl-drag").checked = false; }
   }
 
   function keys(e) {
@@ -79,6 +85,10 @@ export function setupViewer({ onChange, readOnly = false } = {}) {
                                         ".": () => setTool("point"), m: () => setTool("ruler"),
                                         Delete: () => viewer.deleteSelected(), Backspace: () => viewer.deleteSelected() });
     else map.m = () => setTool("ruler");
+    if (dicomUi.active()) {
+      Object.assign(map, { "[": () => dicomUi.step(-1), "]": () => dicomUi.step(1), PageUp: () => dicomUi.step(-1),
+                           PageDown: () => dicomUi.step(1), w: () => dicomUi.toggleDrag(), W: () => dicomUi.nextPreset() });
+    }
     const f = map[k] || map[k.toLowerCase?.()];
     if (!f) return false;
     e.preventDefault();
@@ -94,11 +104,91 @@ export function setupViewer({ onChange, readOnly = false } = {}) {
     std.disabled = !item.ai?.crop?.payload?.standardised;
     const mm = item.image.metadata?.pixels_per_mm;
     viewer.pixelsPerMm = typeof mm === "number" && mm > 0 ? mm : null;
-    await viewer.load(item.image.url);
+    if (item.image.metadata?.dicom) viewer.show(await dicomUi.open(item.image), item.image.url);
+    else { dicomUi.close(); await viewer.load(item.image.url); }
     overlays();
   }
 
   return { viewer, show, keys, setTool };
+}
+
+// The DICOM group of the toolbar: window presets, drag W/L, frame slider; hidden for photographs.
+function dicomControls(viewer) {
+  const $ = (id) => document.getElementById(id);
+  const group = $("dicom-controls"), preset = $("wl-preset"), dragBox = $("wl-drag"), value = $("wl-value");
+  const slider = $("frame"), frameOut = $("frame-value");
+  let dicom = null, from = null, pending = false;
+  const fmt = (x) => (Math.abs(x) >= 100 ? Math.round(x) : Math.round(x * 10) / 10);
+
+  function readout() {
+    value.textContent = `C ${fmt(dicom.center)} · W ${fmt(dicom.width)}`;
+    slider.value = dicom.index + 1;
+    frameOut.textContent = `${dicom.index + 1} / ${dicom.frames}`;
+  }
+  async function repaint() {  // at most one render per animation frame while dragging
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(async () => {
+      pending = false;
+      viewer.repaint(await dicom.render());
+      readout();
+    });
+  }
+  function fillPresets() {
+    preset.replaceChildren(...dicom.presets().map(([name, c, w], i) => {
+      const o = document.createElement("option");
+      o.value = i; o.textContent = `${name} (${fmt(c)}/${fmt(w)})`;
+      return o;
+    }));
+  }
+  preset.addEventListener("change", () => {
+    const [, c, w] = dicom.presets()[+preset.value];
+    dicom.setWindow(c, w);
+    repaint();
+  });
+  dragBox.addEventListener("change", () => viewer.setTool(dragBox.checked ? "window" : "pan"));
+  slider.addEventListener("input", () => { dicom.index = +slider.value - 1; repaint(); });
+  viewer.onWindow = null;
+  const onWindow = (phase, dx, dy) => {
+    if (phase === "start") from = { center: dicom.center, width: dicom.width };
+    else { dicom.drag(dx, dy, from); repaint(); }
+  };
+
+  return {
+    active: () => dicom !== null,
+    async open(image) {
+      dicom = new DicomFrames(image);
+      const picture = await dicom.render(0);
+      fillPresets();
+      group.hidden = false;
+      $("frame-controls").hidden = dicom.frames < 2;
+      slider.max = dicom.frames;
+      viewer.onWindow = onWindow;
+      readout();
+      return picture;
+    },
+    close() {
+      dicom = null; group.hidden = true; viewer.onWindow = null;
+      if (dragBox.checked) { dragBox.checked = false; viewer.setTool("pan"); }
+    },
+    picture: () => dicom.render(),
+    step(d) {
+      if (!dicom) return;
+      dicom.index = Math.min(dicom.frames - 1, Math.max(0, dicom.index + d));
+      repaint();
+    },
+    resetWindow() {
+      if (!dicom) return;
+      dicom.setWindow(dicom.file.center, dicom.file.width);
+      preset.value = 0;
+      repaint();
+    },
+    toggleDrag() { dragBox.checked = !dragBox.checked; dragBox.dispatchEvent(new Event("change")); },
+    nextPreset() {
+      preset.value = (+preset.value + 1) % preset.options.length;
+      preset.dispatchEvent(new Event("change"));
+    },
+  };
 }
 
 export function renderAi(panel, ai, { onAccept } = {}) {

@@ -133,8 +133,10 @@ function profileInputs(m) {
   expertise.setAttribute("aria-label", `Expertise of ${m.display_name}`);
   const level = el("input", null, { type: "number", min: 1, max: 2, value: m.review_level });
   level.setAttribute("aria-label", `Review level of ${m.display_name}`);
+  // no re-render after saving: the inputs already show what was saved, and re-rendering the table would throw away
+  // what the admin is typing in the next field (the change event fires as focus moves on)
   const save = () => act("set_user_roles", { user_id: m.id, roles: list(roles.value), expertise: list(expertise.value),
-                                             review_level: Number(level.value) });
+                                             review_level: Number(level.value) }, async () => {});
   for (const input of [roles, expertise, level]) input.addEventListener("change", save);
   return [roles, expertise, level];
 }

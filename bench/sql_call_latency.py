@@ -1,4 +1,5 @@
-"""Server cost of one next_item and one submit_annotation: a single client, warm plans, synchronous_commit off
+"""Server cost of one next_item and one submit_annotation, then of one next_review and one approve (which writes
+the item's final labels and its image's agreement rows): a single client, warm plans, synchronous_commit off
 (so the figure is CPU, not the disk), medians and p95 over 1,000 cycles. The number to drive down when tuning the
 annotator hot path; bench/http_cycle.py shows what contention and HTTP add on top.
 """
@@ -25,7 +26,9 @@ def main() -> None:
                            (project,)).fetchone()[0]
         user = conn.execute("INSERT INTO auth.\"user\" (email, display_name, roles) VALUES (%s, 'a', '{annotator}') "
                             "RETURNING id", (f"lat-ann-{tag}@t.org",)).fetchone()[0]
-        conn.execute("INSERT INTO core.project_member VALUES (%s, %s)", (project, user))
+        reviewer = conn.execute("INSERT INTO auth.\"user\" (email, display_name, roles) VALUES (%s, 'r', "
+                                "'{reviewer}') RETURNING id", (f"lat-rev-{tag}@t.org",)).fetchone()[0]
+        conn.execute("INSERT INTO core.project_member VALUES (%s, %s), (%s, %s)", (project, user, project, reviewer))
         conn.execute("INSERT INTO core.image (project_id, storage_key, sha256, width, height, media_type) "
                      "SELECT %s, 'l/' || i, encode(sha256((%s || i)::bytea), 'hex'), 512, 512, 'image/png' "
                      "FROM generate_series(1, %s) i", (project, tag, CYCLES + 100))
@@ -47,7 +50,19 @@ def main() -> None:
             if i >= 50:  # plans warm
                 claim.append((t1 - t0) * 1000)
                 submit.append((t2 - t1) * 1000)
-    for name, xs in (("next_item", claim), ("submit_annotation", submit)):
+        conn.execute("SELECT set_config('role', 'dl_reviewer', false), set_config('request.jwt.claims', %s, false)",
+                     (json.dumps({"sub": reviewer}),))
+        take, approve = [], []
+        for i in range(CYCLES + 50):
+            t0 = time.perf_counter()
+            item = conn.execute("SELECT (api.next_review(%s) -> 'item' ->> 'id')::bigint", (project,)).fetchone()[0]
+            t1 = time.perf_counter()
+            conn.execute("SELECT api.approve(%s)", (item,))
+            t2 = time.perf_counter()
+            if i >= 50:
+                take.append((t1 - t0) * 1000)
+                approve.append((t2 - t1) * 1000)
+    for name, xs in (("next_item", claim), ("submit_annotation", submit), ("next_review", take), ("approve", approve)):
         xs.sort()
         print(f"{name:18} median {statistics.median(xs):.3f} ms   p95 {xs[int(0.95 * len(xs))]:.3f} ms   "
               f"({len(xs)} calls, one client, synchronous_commit off)")

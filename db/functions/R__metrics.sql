@@ -22,10 +22,14 @@ DECLARE
     ms numeric;
     done jsonb := '{}';
     started timestamptz := clock_timestamp();
+    sealed jsonb;
 BEGIN
     IF NOT pg_try_advisory_xact_lock(4471003002) THEN
         RETURN jsonb_build_object('refreshed', false, 'reason', 'already_running');
     END IF;
+    -- days that are over are counted once, into core.sealed_* (V17); the views add the events since
+    sealed := core.seal_metrics()
+              || jsonb_build_object('ms', round(extract(epoch FROM clock_timestamp() - started) * 1000, 1));
     FOREACH v IN ARRAY core.metrics_views() LOOP
         t0 := clock_timestamp();
         EXECUTE format('REFRESH MATERIALIZED VIEW CONCURRENTLY metrics.%I', v);
@@ -36,7 +40,7 @@ BEGIN
            SET refreshed_at = EXCLUDED.refreshed_at, duration_ms = EXCLUDED.duration_ms, trigger = EXCLUDED.trigger;
         done := done || jsonb_build_object(v, ms);
     END LOOP;
-    RETURN jsonb_build_object('refreshed', true, 'views_ms', done,
+    RETURN jsonb_build_object('refreshed', true, 'views_ms', done, 'sealing', sealed,
                               'total_ms', round(extract(epoch FROM clock_timestamp() - started) * 1000, 1));
 END
 $$;

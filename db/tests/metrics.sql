@@ -1,7 +1,7 @@
 -- Metrics views on a small dataset built through the workflow, with every expected number worked out by hand;
 -- kappa against published worked examples; gold checks; review hints; what the analyst role may read.
 BEGIN;
-SELECT plan(45);
+SELECT plan(47);
 
 -- Cohen's kappa, worked example (Wikipedia "Cohen's kappa"): 50 proposals, yes/yes 20, yes/no 5, no/yes 10,
 -- no/no 15: po = 0.7, pe = 0.5, kappa = 0.4.
@@ -164,9 +164,18 @@ SELECT is((SELECT fleiss_kappa FROM metrics.agreement_project WHERE project_id =
 SELECT is((SELECT count(*)::int FROM core.final_label WHERE project_id = :project AND dimension = 'class'), 6,
           'one final class per approved item, the gold check left out');
 CREATE TEMP TABLE kept AS SELECT * FROM core.final_label WHERE project_id = :project;
+CREATE TEMP TABLE kept_pairs AS SELECT * FROM core.final_label_pair WHERE project_id = :project;
 SELECT core.rebuild_final_labels(:project);
 SELECT set_eq(format('SELECT * FROM core.final_label WHERE project_id = %s', :project), 'SELECT * FROM kept',
-              'the trigger wrote exactly what a rebuild computes');
+              'the trigger wrote exactly what a rebuild computes (n and c included)');
+SELECT set_eq(format('SELECT * FROM core.final_label_pair WHERE project_id = %s', :project), 'SELECT * FROM kept_pairs',
+              'and the same rater pairs');
+SELECT is((SELECT cohen_kappa FROM metrics.agreement_pair WHERE project_id = :project AND dimension = 'class'),
+          (SELECT round(core.cohen_kappa(array_agg(a.label ORDER BY a.image_id), array_agg(b.label ORDER BY a.image_id)), 4)
+             FROM core.final_label a JOIN core.final_label b ON b.image_id = a.image_id AND b.dimension = a.dimension
+                                                           AND b.rater_id > a.rater_id
+            WHERE a.project_id = :project AND a.dimension = 'class'),
+          'the view''s Cohen''s kappa from counts equals the reference function');
 
 SELECT results_eq(format($$SELECT reviews, approved, changes_requested, acceptance_rate FROM metrics.review_outcome
                             WHERE project_id = %s AND dimension = 'annotator' AND subject_id = %s$$, :project, :a1),

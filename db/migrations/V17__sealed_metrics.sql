@@ -290,12 +290,14 @@ COMMENT ON TABLE core.final_label_pair IS
 -- The n, c and pairs of some images, from their final labels: after each change of an image's final labels, and
 -- for bulk rebuilds.
 CREATE FUNCTION core.recount_final_labels(p_images bigint[]) RETURNS void
-LANGUAGE sql VOLATILE SET search_path = '' AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
+-- PL/pgSQL, not SQL: its statements are planned once per session, not at every approval
+BEGIN
     UPDATE core.final_label f SET n = x.n, c = x.c
-      FROM (SELECT item_id, dimension,
-                   count(*) OVER (PARTITION BY image_id, dimension) AS n,
-                   count(*) OVER (PARTITION BY image_id, dimension, label) AS c
-              FROM core.final_label WHERE image_id = ANY (p_images)) x
+      FROM (SELECT l.item_id, l.dimension,
+                   count(*) OVER (PARTITION BY l.image_id, l.dimension) AS n,
+                   count(*) OVER (PARTITION BY l.image_id, l.dimension, l.label) AS c
+              FROM core.final_label l WHERE l.image_id = ANY (p_images)) x
      WHERE f.item_id = x.item_id AND f.dimension = x.dimension AND (f.n, f.c) IS DISTINCT FROM (x.n, x.c);
     DELETE FROM core.final_label_pair p WHERE p.image_id = ANY (p_images);
     INSERT INTO core.final_label_pair
@@ -303,6 +305,7 @@ LANGUAGE sql VOLATILE SET search_path = '' AS $$
       FROM core.final_label a
       JOIN core.final_label b ON b.image_id = a.image_id AND b.dimension = a.dimension AND b.rater_id > a.rater_id
      WHERE a.image_id = ANY (p_images);
+END
 $$;
 
 CREATE OR REPLACE FUNCTION core.keep_final_labels() RETURNS trigger

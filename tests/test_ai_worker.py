@@ -13,7 +13,6 @@ import time
 import uuid
 from pathlib import Path
 
-import boto3
 import httpx
 import psycopg
 import pytest

@@ -1,7 +1,6 @@
 """Apply, describe and validate migrations against one database, interchangeably with Flyway 10."""
 from __future__ import annotations
 
-import getpass
 import time
 from dataclasses import dataclass
 from typing import Callable

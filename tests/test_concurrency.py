@@ -170,3 +170,49 @@ def test_expired_locks_are_taken_over_by_exactly_one_annotator(database_url, con
     per_thread = _run(16, take_over)
     taken = Counter(i for got in per_thread for i in got)
     assert len(taken) == 200 and set(taken.values()) == {1}, "an expired item was taken over twice"
+
+
+def test_concurrent_uploads_and_cancels_never_exceed_max_items(database_url, conn):
+    """16 admins register images into one rule of 60 items at once while one cancels items: the rule never holds
+    more than max_items, and its kept count (work_rule.items) always equals a count of its items."""
+    w = make_project(conn, uuid.uuid4().hex[:8], n_images=0, annotators=0, reviewers=0)
+    project, admin = w["project"], w["admin"]
+    rule = call(conn, admin, "admin", "create_work_rule", project_id=project, name="capped", max_items=60)["id"]
+
+    def upload(i: int) -> int:
+        with psycopg.connect(database_url) as c:
+            for k in range(10):
+                sha = uuid.uuid4().hex * 2
+                call(c, admin, "admin", "register_image", project_id=project, storage_key=f"c/{i}/{k}", sha256=sha,
+                     width=10, height=10, media_type="image/png")
+        return 10
+
+    def cancel(_: int) -> int:
+        cancelled = 0
+        with psycopg.connect(database_url) as c:
+            for _ in range(40):
+                row = c.execute("SELECT id FROM core.work_item WHERE rule_id = %s AND status = 'new' "
+                                "ORDER BY random() LIMIT 1", (rule,)).fetchone()
+                c.commit()
+                if row:
+                    call(c, admin, "admin", "cancel_item", item_id=row[0], comment="test")
+                    cancelled += 1
+                time.sleep(0.005)
+        return cancelled
+
+    results = _run(17, lambda i: upload(i) if i < 16 else cancel(i))
+    with conn.transaction():
+        kept, counted, images = conn.execute(
+            "SELECT r.items, (SELECT count(*) FROM core.work_item w WHERE w.rule_id = r.id "
+            "AND w.status <> 'cancelled' AND NOT w.gold_check), "
+            "(SELECT count(*) FROM core.image WHERE project_id = r.project_id) FROM core.work_rule r WHERE r.id = %s",
+            (rule,)).fetchone()
+    assert images == 160 and results[16] > 0
+    assert kept == counted <= 60, "the kept count drifted from the items, or the rule went past max_items"
+    # the room cancels made is filled by the next uploads, up to max_items exactly
+    upload(99)
+    with conn.transaction():
+        kept, counted = conn.execute(
+            "SELECT r.items, (SELECT count(*) FROM core.work_item w WHERE w.rule_id = r.id "
+            "AND w.status <> 'cancelled' AND NOT w.gold_check) FROM core.work_rule r WHERE r.id = %s", (rule,)).fetchone()
+    assert kept == counted == 60

@@ -8,8 +8,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
                               'priority', r.priority, 'annotations_per_image', r.annotations_per_image,
                               'expertise', r.expertise, 'pool_user_ids', to_jsonb(r.pool_user_ids),
                               'active', r.active, 'gold_rate', r.gold_rate, 'active_learning', r.active_learning,
-                              'items', (SELECT count(*) FROM core.work_item w
-                                         WHERE w.rule_id = r.id AND w.status <> 'cancelled' AND NOT w.gold_check))
+                              'items', r.items)
       FROM core.work_rule r WHERE r.id = p_rule
 $$;
 
@@ -32,7 +31,6 @@ LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
 -- first, so concurrent generators and uploads count the same items; ON CONFLICT makes a rerun a no-op.
 DECLARE
     r core.work_rule;
-    used integer;
     room integer;
     created integer;
 BEGIN
@@ -40,9 +38,7 @@ BEGIN
     IF NOT FOUND OR NOT r.active THEN
         RETURN 0;
     END IF;
-    SELECT count(*) INTO used FROM core.work_item w
-     WHERE w.rule_id = r.id AND w.status <> 'cancelled' AND NOT w.gold_check;
-    room := r.max_items - used;
+    room := r.max_items - r.items;  -- the rule row is locked: its count is the one every generator sees
     IF room <= 0 THEN
         RETURN 0;
     END IF;

@@ -49,7 +49,7 @@ def clean_dicom(raw: bytes, max_bytes: int, key: Key) -> Clean:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warns about every odd value; de-identification decides
             ds = pydicom.dcmread(io.BytesIO(raw))
-    except (InvalidDicomError, Exception):
+    except (InvalidDicomError, Exception):  # pydicom raises many types for broken files, like Pillow
         raise Rejected(415, "not a readable DICOM file") from None
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise Rejected(415, "this DICOM file has no image (a report or a waveform?): nothing to annotate")

@@ -106,6 +106,20 @@ def split_multipart(content_type: str, body: bytes) -> list[bytes]:
     return parts
 
 
+async def _retrieve(client: httpx.AsyncClient, url: str, series_uid: str) -> list[bytes]:
+    """WADO-RS retrieve of one series, read as it arrives and refused once it passes the request limit."""
+    accept = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+    async with client.stream("GET", url, headers={"Accept": accept}) as r:
+        r.raise_for_status()
+        body = bytearray()
+        async for chunk in r.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_REQUEST_BYTES:
+                raise ApiError(413, "PT413", f"series {series_uid} is larger than the import limit "
+                                             f"({MAX_REQUEST_BYTES // (1024 * 1024)} MB)")
+        return split_multipart(r.headers.get("content-type", ""), bytes(body))
+
+
 @post("/projects/{project_id:int}/dicomweb/import", status_code=200, request_max_body_size=1 << 20)
 async def import_series(request: Request, state: State, project_id: int) -> Response[bytes]:
     """WADO-RS: retrieve each chosen series and add every instance to the project like an upload."""
@@ -128,12 +142,7 @@ async def import_series(request: Request, state: State, project_id: int) -> Resp
             for i, s in enumerate(wanted.series, 1):
                 url = f"{base}/studies/{s.study_uid}/series/{s.series_uid}"
                 try:
-                    r = await client.get(url, headers={
-                        "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
-                    r.raise_for_status()
-                    if len(r.content) > MAX_REQUEST_BYTES:
-                        raise ApiError(413, "PT413", f"series {s.series_uid} is larger than the import limit")
-                    instances = split_multipart(r.headers.get("content-type", ""), r.content)
+                    instances = await _retrieve(client, url, s.series_uid)
                 except (httpx.HTTPError, ValueError) as exc:
                     raise _pacs_error(exc, base) from None
                 for n, raw in enumerate(instances, 1):

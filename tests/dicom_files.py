@@ -31,10 +31,13 @@ def bundled(name: str) -> bytes:
     return Path(get_testdata_file(name)).read_bytes()
 
 
-def vl_photograph(colour=(190, 120, 100), size=(320, 240), study_uid: str | None = None) -> bytes:
-    """A dermatology photograph as DICOM VL Photographic Image Storage: a JPEG, YBR_FULL_422, one frame."""
+def vl_photograph(colour=(190, 120, 100), size=(320, 240), study_uid: str | None = None,
+                  texture: bool = False) -> bytes:
+    """A dermatology photograph as DICOM VL Photographic Image Storage: a JPEG, YBR_FULL_422, one frame (with
+    texture: noise, so the JPEG is as large as a real photograph's)."""
     jpeg = io.BytesIO()
-    Image.new("RGB", size, colour).save(jpeg, "JPEG", quality=90)
+    img = Image.effect_noise(size, 40).convert("RGB") if texture else Image.new("RGB", size, colour)
+    img.save(jpeg, "JPEG", quality=90)
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = VL_PHOTOGRAPHIC

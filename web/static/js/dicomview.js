@@ -6,7 +6,7 @@ const TYPES = { int16: Int16Array, uint16: Uint16Array, uint8: Uint8Array, float
 const PRESETS = {
   CT: [["Soft tissue", 40, 400], ["Lung", -600, 1500], ["Bone", 400, 1800], ["Brain", 40, 80]],
   MR: [["High contrast", null, 0.5], ["Low contrast", null, 1.5]],
-  colour: [["High contrast", 127.5, 160], ["Low contrast", 127.5, 380]],
+  colour: [["High contrast", 128, 160], ["Low contrast", 128, 380]],
 };
 
 export class DicomFrames {

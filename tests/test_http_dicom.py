@@ -105,6 +105,14 @@ def test_frames_of_a_multiframe_file_and_ct_values_for_the_viewer(app_server, wo
         assert (meta["dicom"]["window_center"], meta["dicom"]["window_width"]) == ((lo + hi) / 2, hi - lo + 1)
         again = c.get(f"/images/{ct['id']}/frames/0", headers={**ann, "if-none-match": frame.headers["etag"]})
         assert again.status_code == 304
+        # outside the project, the file and frames answer like an image that does not exist
+        stranger = token(c, database_url, world["stranger"])
+        for path in (f"/images/{ct['id']}/dicom", f"/images/{ct['id']}/frames/0"):
+            theirs, missing = c.get(path, headers=stranger), c.get(path.replace(str(ct["id"]), "987654321"),
+                                                                    headers=stranger)
+            assert theirs.status_code == missing.status_code == 404
+            assert theirs.json()["message"].replace(str(ct["id"]), "N") == missing.json()["message"].replace(
+                "987654321", "N")
         # a photograph has no DICOM file or frames
         photo = upload(c, admin, world["project"], [("p.png", _png(), "image/png")]).json()["files"][0]
         assert c.get(f"/images/{photo['id']}/frames/0", headers=ann).status_code == 404

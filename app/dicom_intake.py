@@ -10,7 +10,6 @@ import warnings
 import numpy as np
 import pydicom
 from PIL import Image
-from pydicom.errors import InvalidDicomError
 
 from .dicom_deid import Key, deidentify
 from .dicom_pixels import frame_count, read_frame, window8
@@ -45,20 +44,26 @@ def clean_dicom(raw: bytes, max_bytes: int, key: Key) -> Clean:
     if len(raw) > max_bytes:
         raise Rejected(413, f"larger than the {max_bytes // (1024 * 1024)} MB limit")
     digest = hashlib.sha256(raw).hexdigest()
+    # pydicom parses elements lazily: a damaged one surfaces when de-identification reads it, not at dcmread.
+    # Whatever pydicom raises on the way is a file we cannot read, never a server error.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warns about every odd value; de-identification decides
             ds = pydicom.dcmread(io.BytesIO(raw))
-    except (InvalidDicomError, Exception):  # pydicom raises many types for broken files, like Pillow
-        raise Rejected(415, "not a readable DICOM file") from None
-    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-        raise Rejected(415, "this DICOM file has no image (a report or a waveform?): nothing to annotate")
-    rows, columns, frames = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0), frame_count(ds)
-    if rows * columns * frames > MAX_PIXELS or rows * columns == 0:
-        raise Rejected(413, f"{rows}×{columns}×{frames} pixels: refused (empty, or more than "
-                            f"{MAX_PIXELS // 1_000_000} megapixels)")
-    sop_class = str(ds.get("SOPClassUID", ""))
-    report = deidentify(ds, key)
+            if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+                raise Rejected(415, "this DICOM file has no image (a report or a waveform?): nothing to annotate")
+            rows, columns, frames = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0), frame_count(ds)
+            if rows * columns == 0:
+                raise Rejected(415, "this DICOM file's image has no rows or columns")
+            if rows * columns * frames > MAX_PIXELS:
+                raise Rejected(413, f"{rows}×{columns}×{frames} pixels: more than {MAX_PIXELS // 1_000_000} "
+                                    "megapixels, refused")
+            sop_class = str(ds.get("SOPClassUID", ""))
+            report = deidentify(ds, key)
+    except Rejected:
+        raise
+    except Exception as exc:  # pydicom raises many types for broken files, as Pillow does
+        raise Rejected(415, f"not a readable DICOM file ({type(exc).__name__})") from None
     out = io.BytesIO()
     try:
         ds.save_as(out, enforce_file_format=True)
@@ -84,12 +89,21 @@ def clean_dicom(raw: bytes, max_bytes: int, key: Key) -> Clean:
         "photographic": sop_class == VL_PHOTOGRAPHIC, "patient_pseudonym": report.patient_pseudonym,
         "deidentification": ds.DeidentificationMethod, "header": header_json(ds),
     }
-    spacing = ds.get("PixelSpacing")
     extra = {"dicom": meta}
-    if spacing and len(spacing) == 2 and float(spacing[1]) > 0:
-        extra["pixels_per_mm"] = round(1 / float(spacing[1]), 6)  # the ruler measures in mm
+    if (mm := _column_spacing(ds)) is not None:
+        extra["pixels_per_mm"] = round(1 / mm, 6)  # the ruler measures in mm
     return Clean(png.getvalue(), tbuf.getvalue(), digest, "image/png", "png", int(pixels.shape[1]),
                  int(pixels.shape[0]), removed, dicom=stored, metadata=extra)
+
+
+def _column_spacing(ds: pydicom.Dataset) -> float | None:
+    """Pixel Spacing's column spacing in mm, when the file states a usable one (a damaged value is no scale)."""
+    try:
+        spacing = ds.get("PixelSpacing")
+        mm = float(spacing[1]) if spacing and len(spacing) == 2 else 0.0
+    except (TypeError, ValueError):
+        return None
+    return mm if mm > 0 else None
 
 
 def frame_payload(stored: bytes, index: int) -> tuple[bytes, dict]:

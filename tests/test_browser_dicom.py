@@ -95,8 +95,18 @@ def test_frames_of_a_cine_loop_scroll_with_keys_and_slider(app_server, database_
         page.locator("#frame").fill("30")
         expect(page.locator("#frame-value")).to_have_text("30 / 30")
         assert {u.rsplit("/", 1)[1] for u in frames} >= {"0", "1", "2", "29"}
-        # the class picker and submit still work on a DICOM image
-        expect(page.locator("#annotation")).to_be_visible()
+        # and the image is annotated like any other: class, submit
+        page.locator("#class-search").fill("Melanoma")
+        expect(page.locator("#class-results li").first).to_contain_text("Melanoma")
+        page.keyboard.press("Enter")
+        page.keyboard.press("Escape")
+        page.keyboard.press("Control+Enter")
+        expect(page.locator("#start-btn")).to_be_visible()  # back to the start: nothing left in the queue
+    with psycopg.connect(database_url) as conn:
+        status, cls = conn.execute(
+            "SELECT w.status::text, r.class_id FROM core.work_item w JOIN core.annotation_revision r "
+            "ON r.item_id = w.id WHERE w.project_id = %s", (w["project"],)).fetchone()
+    assert (status, cls) == ("review", w["class"])
 
 
 def test_an_admin_finds_and_imports_series_from_a_pacs(app_server, database_url, tmp_path):

@@ -40,7 +40,7 @@ NOT_SHIFTED = {Tag(0x0010, 0x0030), Tag(0x0010, 0x0032), Tag(0x0010, 0x21D0)}  #
 PATIENT_ID = Tag(0x0010, 0x0020)
 DUMMY = {"PN": "ANONYMOUS", "LO": "ANONYMIZED", "SH": "ANONYMIZED", "CS": "ANONYMIZED", "ST": "ANONYMIZED",
          "LT": "ANONYMIZED", "UT": "ANONYMIZED", "UC": "ANONYMIZED", "AE": "ANONYMIZED", "UR": "",
-         "AS": "000Y", "DS": "0", "IS": "0", "TM": "000000"}
+         "AS": "000Y", "DS": "0", "IS": "0"}  # TM: kept (dates shift by whole days)
 
 
 @dataclass
@@ -148,7 +148,7 @@ def deidentify(ds: Dataset, key: Key) -> Report:
         meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID") or new_uid(key, meta.MediaStorageSOPInstanceUID)
     ds.PatientIdentityRemoved = "YES"
     ds.LongitudinalTemporalInformationModified = "MODIFIED"
-    ds.DeidentificationMethod = "DermLabel: PS3.15 Basic Profile, Modified Dates"  # LO: at most 64
+    ds.DeidentificationMethod = f"DermLabel: {PROFILE_EDITION}, Modified Dates"  # LO: at most 64 characters
     codes = []
     for value, meaning in (("113100", "Basic Application Confidentiality Profile"),
                            ("113107", "Retain Longitudinal Temporal Information Modified Dates Option")):

@@ -148,7 +148,6 @@ function dicomControls(viewer) {
   });
   dragBox.addEventListener("change", () => viewer.setTool(dragBox.checked ? "window" : "pan"));
   slider.addEventListener("input", () => { dicom.index = +slider.value - 1; repaint(); });
-  viewer.onWindow = null;
   const onWindow = (phase, dx, dy) => {
     if (phase === "start") from = { center: dicom.center, width: dicom.width };
     else { dicom.drag(dx, dy, from); repaint(); }

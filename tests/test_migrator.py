@@ -219,3 +219,25 @@ def test_real_schema_migrates_and_validates(scratch_db: str):
     assert r.returncode == 0, r.stderr
     r = run_cli("info", env=env)
     assert "V1__foundation" not in r.stdout and "foundation" in r.stdout and "Success" in r.stdout
+
+
+def test_repeatable_reapplied_alone_must_not_drop_what_another_owns(project: Project, scratch_db: str):
+    """The check make test runs over db/functions: a repeatable that drops another file's function is caught
+    (from empty, name order hides it; a deploy that changed only that file loses the function for good)."""
+    from repeatables import check_each
+
+    project.add("V1__schema.sql", "CREATE SCHEMA core;")
+    project.add("R__a_items.sql", """
+        DROP FUNCTION IF EXISTS core.lock_item(bigint);
+        CREATE OR REPLACE FUNCTION core.priority(p bigint) RETURNS bigint LANGUAGE sql AS 'SELECT p';""")
+    project.add("R__b_guards.sql",
+                "CREATE OR REPLACE FUNCTION core.lock_item(p bigint) RETURNS bigint LANGUAGE sql AS 'SELECT p';")
+    project.migrator(scratch_db).migrate()
+    problems = check_each(scratch_db, project.root / "flyway.conf")
+    assert problems == {"R__a_items.sql": ["lost function core.lock_item(bigint)"]}
+
+    # without the stray DROP every file owns what it creates, and re-applying any of them alone changes nothing
+    project.add("R__a_items.sql",
+                "CREATE OR REPLACE FUNCTION core.priority(p bigint) RETURNS bigint LANGUAGE sql AS 'SELECT p';")
+    project.migrator(scratch_db).migrate()
+    assert check_each(scratch_db, project.root / "flyway.conf") == {}

@@ -1,7 +1,5 @@
 -- Admin actions on single items and flags: priority, reassignment (vacation cover), cancellation, flag resolution.
 
-DROP FUNCTION IF EXISTS core.lock_item(bigint);
-
 CREATE OR REPLACE FUNCTION api.set_item_priority(item_id bigint, priority integer)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$

@@ -11,6 +11,8 @@ from typing import Iterator
 import psycopg
 from psycopg.types.json import Jsonb
 
+from . import strictjson
+
 
 def batches(path: Path, size: int) -> Iterator[list[dict]]:
     batch: list[dict] = []
@@ -18,10 +20,11 @@ def batches(path: Path, size: int) -> Iterator[list[dict]]:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            try:
-                batch.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise SystemExit(f"{path}:{number}: not JSON ({exc.msg})") from None
+            try:  # strictly, as the HTTP bodies: a key named twice in a record is refused, not resolved
+                batch.append(strictjson.decode(line.encode()))
+            except strictjson.Refused as exc:
+                why = f"not JSON ({exc.details})" if exc.message == "not valid JSON" else exc.message
+                raise SystemExit(f"{path}:{number}: {why}") from None
             if len(batch) == size:
                 yield batch
                 batch = []

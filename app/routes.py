@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 import uuid
 
 import msgspec
@@ -10,7 +11,7 @@ from litestar import Request, Response, get, post
 from litestar.response import Template
 from litestar.datastructures import Cookie, State
 
-from . import errors, rpc
+from . import errors, rpc, strictjson
 from .auth import ANONYMOUS, CSRF_COOKIE, SESSION_COOKIE, identify
 from .errors import JSON, ApiError
 from .openapi import document
@@ -36,37 +37,34 @@ async def _rpc(request: Request, state: State, fn_name: str, args: dict) -> Resp
     return Response(out, media_type=JSON, headers={"X-Request-Id": rid})
 
 
-# No annotation needs more; PostgreSQL's jsonb and the JSON encoders recurse, so a bomb is stopped here.
-MAX_JSON_DEPTH = 64
+MAX_JSON_DEPTH = strictjson.MAX_DEPTH
 
 
 def too_deep(value: object, limit: int) -> bool:
     """True when lists/objects nest more than `limit` levels (iterative: a bomb cannot exhaust the stack here)."""
-    stack = [(value, 1)]
-    while stack:
-        v, depth = stack.pop()
-        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
-        if children is None:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((c, depth + 1) for c in children)
+    try:
+        strictjson.count_keys(value, limit)
+    except strictjson.Refused:
+        return True
     return False
+
+
+def json_body(raw: bytes) -> object:
+    """A request's JSON body, strictly: not JSON, nested too deep or a key named twice in an object is 400 (a
+    duplicate is never resolved to its last value; nothing is called)."""
+    try:
+        return strictjson.decode(raw, MAX_JSON_DEPTH)
+    except strictjson.Refused as exc:
+        message = "the request body is not valid JSON" if exc.message == "not valid JSON" else exc.message
+        raise ApiError(400, "PGRST102", message, details=exc.details, hint=exc.hint) from None
 
 
 @post("/rpc/{fn:str}", status_code=200)
 async def rpc_post(request: Request, state: State, fn: str) -> Response[bytes]:
     raw = await request.body()
-    try:
-        args = msgspec.json.decode(raw) if raw.strip() else {}
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "PGRST102", "the request body is not valid JSON", details=str(exc)) from None
-    except RecursionError:  # the decoder's own guard against a nesting bomb
-        raise ApiError(400, "PGRST102", f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    args = json_body(raw) if raw.strip() else {}
     if not isinstance(args, dict):
         raise ApiError(400, "PGRST102", "the request body must be a JSON object of named arguments")
-    if too_deep(args, MAX_JSON_DEPTH):
-        raise ApiError(400, "PGRST102", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return await _rpc(request, state, fn, args)
 
 
@@ -94,12 +92,15 @@ class Credentials(msgspec.Struct, forbid_unknown_fields=True):
 @post("/auth/login", status_code=200)
 async def login(request: Request, state: State) -> Response[bytes]:
     rid = request_id(request)
+    body = json_body(await request.body())
     try:
-        creds = msgspec.json.decode(await request.body(), type=Credentials)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        creds = msgspec.convert(body, type=Credentials)
+    except msgspec.ValidationError as exc:
         raise ApiError(400, "PGRST102", f"expected {{email, password}}: {exc}"[:300]) from None
     # per address and per account: guessing many passwords for one account, or many accounts from one place
-    state.login_limit.hit(f"ip:{client_ip(request)}", f"email:{creds.email.strip().lower()}")
+    # the account's key as SQL would compare it: ＡＤＭＩＮ@… and admin@… share one budget
+    account = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", creds.email).strip().casefold())
+    state.login_limit.hit(f"ip:{client_ip(request)}", f"email:{account}")
     try:
         out = await rpc.call(state.pool, state.catalog.get("login"), ANONYMOUS,
                              {"email": creds.email, "password": creds.password}, rid)

@@ -16,6 +16,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from . import strictjson
 from .auth import ROLE_ORDER, Caller
 from .db import SET_CLAIMS, claims_params
 from .errors import RETRYABLE, ApiError
@@ -83,8 +84,11 @@ class Arg:
                     raise ValueError
                 return text.lower() == "true"
             if t in ("jsonb", "json") or t.endswith("[]"):
-                return json.loads(text)
-        except (ValueError, json.JSONDecodeError, RecursionError):
+                return strictjson.decode(text.encode())
+        except ValueError as exc:  # strictjson.Refused is one
+            if isinstance(exc, strictjson.Refused) and exc.key is not None:  # a key named twice: say which
+                raise ApiError(400, "PGRST400", f"argument {self.name}: {exc}",
+                               details={"argument": self.name, "key": exc.key}, hint=exc.hint) from None
             raise ApiError(400, "PGRST400", f"argument {self.name} must be {describe(t)}",
                            details={"argument": self.name, "expected": t}) from None
         return text

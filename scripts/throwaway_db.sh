@@ -2,7 +2,7 @@
 # removed on exit. Exports DATABASE_URL, DL_DATA_DIR, DL_PG_PORT; defines $tmp.
 PY=${PY:-.venv/bin/python}
 tmp=$(mktemp -d /tmp/dermlabel-db.XXXXXX)
-chmod 755 "$tmp"
+chmod 711 "$tmp"  # the server (as root: the postgres OS user) must get through; nobody need list it
 port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export DL_DATA_DIR=$tmp DL_PG_PORT=$port
 export DL_PG_OPTIONS=${DL_PG_OPTIONS:-"-c max_connections=200"}

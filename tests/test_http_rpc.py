@@ -202,3 +202,80 @@ def test_get_takes_json_arguments_in_the_query_string(app_server, world, databas
         for bad in ("{not json", "[" * 100 + "]" * 100, "[1, 2"):
             r = c.get("/rpc/export_page", headers=admin, params={"project_id": world["project"], "filters": bad})
             assert r.status_code == 400 and r.json()["code"].startswith("PGRST"), (bad[:10], r.text)
+
+
+def draft_of(database_url: str, item_id: int) -> list:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT author_id, content, updated_at FROM core.annotation_draft WHERE item_id = %s",
+                            (item_id,)).fetchall()
+
+
+def test_a_key_named_twice_is_400_naming_it_and_changes_nothing(app_server, world, database_url):
+    """JSON parsers (and jsonb) keep the last of two equal keys: which one counts would be the parser's choice, not
+    the sender's. Refused at any depth, before anything is called."""
+    with app_server.client() as c:
+        ann = {**token(c, database_url, world["annotators"][1]), "content-type": "application/json"}
+        item = c.post("/rpc/next_item", json={"project_id": world["project"]}, headers=ann).json()["item"]
+        assert c.post("/rpc/save_draft", json={"item_id": item["id"], "content": {"description": "first"}},
+                      headers=ann).status_code == 200
+        before, draft = snapshot(database_url, world["project"]), draft_of(database_url, item["id"])
+        i = item["id"]
+        for body, key in [
+            (f'{{"item_id": {i}, "item_id": {i}, "content": {{"description": "second"}}}}', "item_id"),
+            (f'{{"item_id": {i}, "content": {{"description": "second", "description": "third"}}}}', "description"),
+            # blanks before the colon, and colons inside strings: the quick count cannot decide, the exact one does
+            (f'{{"item_id" : {i}, "content": {{"regions": [{{"type": "point", "at": "12:30", "type" : "box"}}]}}}}',
+             "type"),
+            (f'{{"item_id": {i}, "content": {{"description": "a", "\\u0064escription": "b"}}}}', "description"),
+        ]:
+            r = c.post("/rpc/save_draft", content=body, headers=ann)
+            assert r.status_code == 400, (body, r.text)
+            err = r.json()
+            assert set(err) == {"code", "message", "details", "hint"}
+            assert err["code"] == "PGRST102" and f'duplicate key "{key}"' in err["message"]
+            assert err["details"] == {"key": key}
+        assert draft_of(database_url, i) == draft and snapshot(database_url, world["project"])[1:] == before[1:]
+        # without a repetition, blanks before colons and colons in strings go through
+        ok = c.post("/rpc/save_draft", headers=ann,
+                    content=f'{{"item_id" : {i}, "content": {{"description": "seen at 12:30, \\"a\\": b"}}}}')
+        assert ok.status_code == 200, ok.text
+        assert draft_of(database_url, i)[0][1] == {"description": 'seen at 12:30, "a": b'}
+        # and over GET, a JSON argument in the query string
+        admin = token(c, database_url, world["admin"])
+        r = c.get("/rpc/export_page", headers=admin, params={"project_id": world["project"], "max_rows": 5,
+                                                             "filters": '{"gold": "exclude", "gold": "only"}'})
+        assert r.status_code == 400 and r.json()["details"] == {"argument": "filters", "key": "gold"}, r.text
+        c.post("/rpc/release_item", json={"item_id": i}, headers=ann)
+
+
+def test_a_draft_is_not_replaced_by_a_body_with_a_key_named_twice(app_server, world, database_url):
+    with app_server.client() as c:
+        ann = {**token(c, database_url, world["annotators"][0]), "content-type": "application/json"}
+        item = c.post("/rpc/next_item", json={"project_id": world["project"]}, headers=ann).json()["item"]
+        c.post("/rpc/save_draft", json={"item_id": item["id"], "content": {"description": "kept"}}, headers=ann)
+        kept = draft_of(database_url, item["id"])
+        r = c.post("/rpc/save_draft", headers=ann,
+                   content=f'{{"item_id": {item["id"]}, "content": {{"description": "lost"}}, '
+                           f'"content": {{"description": "replaced"}}}}')
+        assert r.status_code == 400 and r.json()["details"] == {"key": "content"}
+        assert draft_of(database_url, item["id"]) == kept
+        c.post("/rpc/release_item", json={"item_id": item["id"]}, headers=ann)
+
+
+def test_a_login_with_a_key_named_twice_is_400_and_opens_no_session(app_server, world, database_url):
+    user = world["annotators"][0]
+    with psycopg.connect(database_url) as conn:
+        email = conn.execute('SELECT email FROM auth."user" WHERE id = %s', (user,)).fetchone()[0]
+
+    def sessions() -> int:
+        with psycopg.connect(database_url) as conn:
+            return conn.execute("SELECT count(*) FROM auth.session WHERE user_id = %s", (user,)).fetchone()[0]
+
+    before = sessions()
+    with app_server.client() as c:
+        for body, key in [(f'{{"email": "nobody@x.org", "email": "{email}", "password": "{PASSWORD}"}}', "email"),
+                          (f'{{"email": "{email}", "password": "wrong", "password": "{PASSWORD}"}}', "password")]:
+            r = c.post("/auth/login", content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 400 and r.json()["details"] == {"key": key}, r.text
+            assert set(r.json()) == {"code", "message", "details", "hint"} and "token" not in r.cookies
+    assert sessions() == before

@@ -234,7 +234,9 @@ def test_repeatable_reapplied_alone_must_not_drop_what_another_owns(project: Pro
                 "CREATE OR REPLACE FUNCTION core.lock_item(p bigint) RETURNS bigint LANGUAGE sql AS 'SELECT p';")
     project.migrator(scratch_db).migrate()
     problems = check_each(scratch_db, project.root / "flyway.conf")
-    assert problems == {"R__a_items.sql": ["lost function core.lock_item(bigint)"]}
+    # each file in turn, as successive deploys: the first loses the function, re-applying its owner brings it back
+    assert problems == {"R__a_items.sql": ["lost function core.lock_item(bigint)"],
+                        "R__b_guards.sql": ["added function core.lock_item(bigint)"]}
 
     # without the stray DROP every file owns what it creates, and re-applying any of them alone changes nothing
     project.add("R__a_items.sql",

@@ -194,12 +194,13 @@ def cmd_run(s: config.Settings) -> int:
     cluster.wait_ready(s.database_url)
     cmd_migrate(s)
     cmd_seed(s)
-    from .seed import PASSWORD, USERS
+    from .seed import OPERATOR, ORGANIZATION, PASSWORD, USERS
 
     _companions()
-    logins = "\n".join(f"  {email:<26} {', '.join(roles)}" for email, _, roles, _, _ in USERS)
+    logins = "\n".join([f"  {OPERATOR[0]:<26} operator (creates organizations)"] + [
+        f"  {email:<26} {', '.join(roles)}" for email, _, roles, _, _ in USERS])
     print(f"\nDermLabel is up: http://{s.http_host}:{s.http_port}/healthz\n"
-          f"Demo logins (password '{PASSWORD}'):\n{logins}\n"
+          f"Demo logins in '{ORGANIZATION}' (password '{PASSWORD}'):\n{logins}\n"
           f"AI: reference service and worker started (jobs: SELECT stage, status, count(*) FROM core.ai_job "
           f"GROUP BY 1, 2)\n"
           f"psql: psql '{s.database_url}'\nCtrl-C stops the app; `make stop` stops PostgreSQL.\n", flush=True)

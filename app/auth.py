@@ -17,14 +17,14 @@ SESSION_COOKIE = "dl_session"
 CSRF_COOKIE = "dl_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-ROLE_ORDER = ("admin", "reviewer", "annotator", "analyst")
+ROLE_ORDER = ("admin", "reviewer", "annotator", "analyst", "member")  # member: anyone signed in
 
 
 @dataclass(frozen=True)
 class Caller:
+    """Who the token says is calling. What they may do is not in the token: SQL reads it from the membership
+    tables at every request (auth.request_role), so a role granted or revoked applies at once."""
     user_id: int | None
-    roles: tuple[str, ...]  # application roles from the token: annotator, reviewer, admin, analyst
-    projects: tuple[int, ...] = ()
     session: str | None = None  # the sign-in session the token belongs to (SQL checks it is live)
 
     @property
@@ -32,7 +32,7 @@ class Caller:
         return self.user_id is None
 
 
-ANONYMOUS = Caller(None, ())
+ANONYMOUS = Caller(None)
 
 
 def load_secret(data_dir: Path) -> str:
@@ -62,8 +62,8 @@ class Tokens:
 
     def issue(self, user: dict, session: str) -> str:
         now = int(time.time())
-        claims = {"sub": str(user["id"]), "sid": session, "roles": user["roles"], "projects": user["projects"],
-                  "iat": now, "exp": now + self.ttl, "jti": secrets.token_urlsafe(12)}
+        claims = {"sub": str(user["id"]), "sid": session, "iat": now, "exp": now + self.ttl,
+                  "jti": secrets.token_urlsafe(12)}
         return jwt.encode(claims, self.secret, algorithm="HS256")
 
     def verify(self, token: str) -> Caller:
@@ -80,8 +80,7 @@ class Tokens:
         try:
             # algorithms pinned: "none" and any other algorithm are rejected
             c = jwt.decode(token, self.secret, algorithms=["HS256"], options={"require": ["sub", "sid", "exp", "iat"]})
-            return Caller(int(c["sub"]), tuple(r for r in c.get("roles", []) if r in ROLE_ORDER),
-                          tuple(int(p) for p in c.get("projects", [])), str(c["sid"])), int(c["exp"])
+            return Caller(int(c["sub"]), str(c["sid"])), int(c["exp"])
         except (jwt.PyJWTError, ValueError, TypeError):
             raise ApiError(401, "PT401", "invalid or expired token", hint="Sign in again.",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None

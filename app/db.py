@@ -28,22 +28,24 @@ def make_pool(conninfo: str, min_size: int = 2, max_size: int = 16, timeout: flo
                                kwargs={"autocommit": False}, name="dermlabel")
 
 
-# The one statement that makes a transaction act as the caller (PostgREST's shape: parameters bound, local).
-# The session check comes first, while the statement still runs as the login role that may execute it: a token
-# whose session was revoked (sign-out, password change, deactivated account) fails here with PT401.
-SET_CLAIMS = ("SELECT auth.check_session(%s, %s), set_config('role', %s, true), "
-              "set_config('request.jwt.claims', %s, true)")
+# The one statement that makes a transaction act as the caller, run as the login role: SQL checks the session is
+# live (PT401 for a token of a revoked session: sign-out, password change, deactivated account), picks the role
+# from the membership tables among the kinds of caller the function is granted to (so a role granted or revoked
+# applies at the next request, whatever the token says), and sets it with the claims for this transaction.
+BEGIN_REQUEST = "SELECT auth.begin_request(%s, %s, %s, %s)"
 
 
-def claims_params(role: str, claims: dict[str, Any]) -> tuple[Any, ...]:
-    """SET_CLAIMS's parameters for a caller's role and claims (sub and sid identify the session)."""
-    return claims.get("sub"), claims.get("sid"), role, json.dumps(claims)
+def claims_params(candidates: list[str], claims: dict[str, Any]) -> tuple[Any, ...]:
+    """BEGIN_REQUEST's parameters: the roles the call may run as (in order of preference) and the claims (sub and
+    sid identify the session)."""
+    return claims.get("sub"), claims.get("sid"), candidates, json.dumps(claims)
 
 
-async def call_as(conn: AsyncConnection, role: str, claims: dict[str, Any], query: sql.Composable,
+async def call_as(conn: AsyncConnection, candidates: list[str], claims: dict[str, Any], query: sql.Composable,
                   params: dict[str, Any] | None = None) -> Any:
-    """Run one api call as `role` with `claims` inside the connection's current transaction."""
-    await conn.execute(SET_CLAIMS, claims_params(role, claims))
+    """Run one api call as the first of `candidates` the caller holds, with `claims`, inside the connection's
+    current transaction."""
+    await conn.execute(BEGIN_REQUEST, claims_params(candidates, claims))
     cur = await conn.execute(query, params)
     row = await cur.fetchone()
     return row[0] if row else None

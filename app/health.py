@@ -16,7 +16,7 @@ async def healthz(state: State) -> Response[bytes]:
     body: dict = {"status": "ok", "database": "ok", "schema_version": None, "storage": "ok"}
     try:
         async with state.pool.connection(timeout=3) as conn:
-            body.update(msgspec.json.decode(await call_as(conn, "dl_anon", {}, sql.SQL("SELECT api.health()::text"))))
+            body.update(msgspec.json.decode(await call_as(conn, ["dl_anon"], {}, sql.SQL("SELECT api.health()::text"))))
     except Exception as exc:  # any failure here means "not healthy"; the reason stays in the log
         state.log.warning("healthz: database unreachable: %s", exc)
         body.update(status="unavailable", database="unreachable")

@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from litestar.response import Redirect, Template
 
 from . import rpc
-from .auth import Caller, identify
+from .auth import ANONYMOUS, Caller, identify
 from .errors import ApiError
 from .routes import request_id
 
@@ -25,7 +25,7 @@ def _caller(request: Request, state: State) -> Caller:
     try:
         return identify(request, state.tokens)
     except ApiError:
-        return Caller(None, ())
+        return ANONYMOUS
 
 
 async def _me(request: Request, state: State, caller: Caller) -> dict | None:
@@ -57,7 +57,8 @@ async def _page(request: Request, state: State, template: str, role: str, title:
     if me is None:
         return _to_login(request)
     roles = set(me["roles"])
-    projects = me.get("projects") or []
+    # the projects where the person holds this page's role (roles are per project)
+    projects = [p["project_id"] for p in me.get("project_roles", []) if role in p["roles"]]
     project = request.query_params.get("project")
     project_id = int(project) if project and project.isdigit() else (projects[0] if projects else None)
     context = {"me": me, "nav": _nav(roles, project_id), "project": project_id, "projects": projects,
@@ -66,10 +67,10 @@ async def _page(request: Request, state: State, template: str, role: str, title:
         return Template(template_name="forbidden.html", status_code=403,
                         context={**context, "title": "Not for your role",
                                  "reason": f"This page is for people with the {role} role."})
-    if project_id not in projects:
+    if project_id not in projects and not (role == "admin" and not projects):
         return Template(template_name="forbidden.html", status_code=403,
                         context={**context, "title": "Not your project",
-                                 "reason": "You are not a member of that project (or it does not exist)."})
+                                 "reason": f"You have no {role} role in that project (or it does not exist)."})
     return Template(template_name=template, context=context)
 
 
@@ -78,7 +79,10 @@ async def home(request: Request, state: State) -> Response:
     caller = _caller(request, state)
     if caller.anonymous:
         return Redirect("/login")
-    roles = set(caller.roles)
+    me = await _me(request, state, caller)
+    if me is None:
+        return _to_login(request)
+    roles = set(me["roles"])
     for path, _, need in NAV:
         if need and roles & need:
             return Redirect(path)

@@ -18,11 +18,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from . import strictjson
 from .auth import ROLE_ORDER, Caller
-from .db import SET_CLAIMS, claims_params
+from .db import BEGIN_REQUEST, claims_params
 from .errors import RETRYABLE, ApiError
 
 log = logging.getLogger("dermlabel.rpc")
-DB_ROLES = ("dl_anon", "dl_annotator", "dl_reviewer", "dl_admin", "dl_analyst")
+DB_ROLES = ("dl_anon", "dl_annotator", "dl_reviewer", "dl_admin", "dl_analyst", "dl_member")
 
 CATALOG = """
 SELECT p.proname, p.provolatile = 'v', coalesce(obj_description(p.oid, 'pg_proc'), ''),
@@ -137,16 +137,17 @@ class Function:
             self._sql[key] = sql.SQL("SELECT api.{}({})::text").format(sql.Identifier(self.name), named)
         return self._sql[key], params
 
-    def role_for(self, caller: Caller) -> str:
-        """The SQL role the call runs under: one of the caller's roles that may execute this function."""
+    def role_for(self, caller: Caller) -> list[str]:
+        """The SQL roles the call may run under, in order of preference; SQL picks the first the caller holds now
+        (auth.request_role). Anonymous callers are turned away here when the function is not granted to dl_anon."""
         if caller.anonymous:
             if "dl_anon" in self.roles:
-                return "dl_anon"
+                return ["dl_anon"]
             raise ApiError(401, "42501", "sign in first", headers={"WWW-Authenticate": "Bearer"})
-        for role in ROLE_ORDER:
-            if role in caller.roles and f"dl_{role}" in self.roles:
-                return f"dl_{role}"
-        raise ApiError(403, "42501", f"permission denied for function {self.name}")
+        candidates = [f"dl_{role}" for role in ROLE_ORDER if f"dl_{role}" in self.roles]
+        if not candidates:
+            raise ApiError(403, "42501", f"permission denied for function {self.name}")
+        return candidates
 
 
 class Catalog:
@@ -177,10 +178,9 @@ class Catalog:
         return fn
 
 
-def _as_caller(role: str, caller: Caller, request_id: str) -> tuple[Any, ...]:
-    """SET_CLAIMS's parameters for this caller in this role and request."""
-    return claims_params(role, {"sub": caller.user_id, "sid": caller.session, "role": role,
-                                "request_id": request_id})
+def _as_caller(candidates: list[str], caller: Caller, request_id: str) -> tuple[Any, ...]:
+    """BEGIN_REQUEST's parameters for this caller, the roles the function allows, and the request."""
+    return claims_params(candidates, {"sub": caller.user_id, "sid": caller.session, "request_id": request_id})
 
 
 # Pipelining a large argument can deadlock (psycopg/psycopg#685 and kin): the server waits for the rest of the
@@ -219,11 +219,11 @@ async def call(pool: AsyncConnectionPool, fn: Function, caller: Caller, args: di
             async with pool.connection() as conn:
                 if pipelined:
                     async with conn.pipeline():
-                        await conn.execute(SET_CLAIMS, as_caller)
+                        await conn.execute(BEGIN_REQUEST, as_caller)
                         cur = await conn.execute(query, params)
                         await conn.commit()
                 else:
-                    await conn.execute(SET_CLAIMS, as_caller)
+                    await conn.execute(BEGIN_REQUEST, as_caller)
                     cur = await conn.execute(query, params)
                     await conn.commit()
                 row = await cur.fetchone()
@@ -244,7 +244,7 @@ async def snapshot(pool: AsyncConnectionPool, caller: Caller, role_of: Function,
     as_caller = _as_caller(role_of.role_for(caller), caller, request_id)
     async with pool.connection() as conn:
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        await conn.execute(SET_CLAIMS, as_caller)
+        await conn.execute(BEGIN_REQUEST, as_caller)
 
         async def call_in(fn: Function, args: dict[str, Any]) -> Any:
             query, params = fn.bind(args)

@@ -27,25 +27,60 @@ def _is_array(arg: str) -> bool:
     return arg in {"roles", "expertise", "source_classes", "pool_user_ids", "synonyms"}
 
 
+# The roles each make_user person is meant to have wherever a helper puts them: roles are held per project.
+INTENT: dict[int, tuple[list[str], int]] = {}
+
+
 def make_user(conn: psycopg.Connection, email: str, roles: list[str], level: int = 1) -> int:
     with conn.transaction():
-        return conn.execute(
-            "INSERT INTO auth.\"user\" (email, display_name, password_hash, roles, review_level) "
-            "VALUES (%s, %s, crypt(%s, gen_salt('bf', 4)), %s::auth.app_role[], %s) RETURNING id",
-            (email, email.split("@")[0], PASSWORD, roles, level)).fetchone()[0]
+        uid = conn.execute(
+            "INSERT INTO auth.\"user\" (email, display_name, password_hash) "
+            "VALUES (%s, %s, crypt(%s, gen_salt('bf', 4))) RETURNING id",
+            (email, email.split("@")[0], PASSWORD)).fetchone()[0]
+    INTENT[uid] = (list(roles), level)
+    return uid
+
+
+def make_org(conn: psycopg.Connection, name: str, admin: int | None = None) -> int:
+    """An organization (as the operator makes one), with `admin` as its admin."""
+    with conn.transaction():
+        org = conn.execute("INSERT INTO core.organization (name) VALUES (%s) RETURNING id", (name,)).fetchone()[0]
+        if admin is not None:
+            conn.execute("INSERT INTO core.org_member (organization_id, user_id, admin) VALUES (%s, %s, true)",
+                         (org, admin))
+    return org
+
+
+def join(conn: psycopg.Connection, admin: int, project: int, user: int) -> None:
+    """Puts a person in the project's organization and the project with the roles make_user gave them."""
+    roles, level = INTENT.get(user, (["annotator"], 1))
+    with conn.transaction():
+        conn.execute("INSERT INTO core.org_member (organization_id, user_id, analyst) "
+                     "SELECT organization_id, %s, %s FROM core.project WHERE id = %s ON CONFLICT DO NOTHING",
+                     (user, "analyst" in roles, project))
+    project_roles = [r for r in roles if r in ("annotator", "reviewer", "admin")]
+    if project_roles or "analyst" not in roles:
+        call(conn, admin, "admin", "add_project_member", project_id=project, user_id=user, roles=project_roles,
+             review_level=level)
+
+
+def new_project(conn: psycopg.Connection, admin: int, name: str, stages: int = 1) -> int:
+    """A project in an organization of its own, administered by `admin`."""
+    org = make_org(conn, f"org-{name}", admin)
+    return call(conn, admin, "admin", "create_project", name=name, review_stages=stages, organization_id=org)["id"]
 
 
 def make_project(conn: psycopg.Connection, tag: str, n_images: int, annotators: int, reviewers: int,
                  stages: int = 1) -> dict:
     """A project with people, one class, and n_images items; returns their ids."""
     admin = make_user(conn, f"admin-{tag}@t.org", ["admin"])
-    project = call(conn, admin, "admin", "create_project", name=f"p-{tag}", review_stages=stages)["id"]
+    project = new_project(conn, admin, f"p-{tag}", stages)
     ann_emails = [f"a{i}-{tag}@t.org" for i in range(annotators)]
     rev_emails = [f"r{i}-{tag}@t.org" for i in range(reviewers)]
     anns = [make_user(conn, e, ["annotator"]) for e in ann_emails]
     revs = [make_user(conn, e, ["reviewer"], level=2) for e in rev_emails]
     for u in anns + revs:
-        call(conn, admin, "admin", "add_project_member", project_id=project, user_id=u)
+        join(conn, admin, project, u)
     cls = call(conn, admin, "admin", "upsert_taxonomy_node", project_id=project, code="MEL", name="Melanoma")["id"]
     with conn.transaction():
         act(conn, admin, "admin")
@@ -62,15 +97,16 @@ PASSWORD = "correct horse battery"  # every make_user user's password
 
 
 def make_team(conn: psycopg.Connection, name: str, **people: list[str]) -> dict:
-    """An admin, the named people (name=roles), and a project they all belong to. Returns the project id, each
-    person's id under their name (the admin's under 'admin') and everyone's email under 'emails'."""
+    """An admin, the named people (name=roles), and a project they all belong to (in an organization of its own).
+    Returns the project id, each person's id under their name (the admin's under 'admin') and everyone's email
+    under 'emails'."""
     tag = uuid.uuid4().hex[:8]
     team: dict = {"emails": {}}
     for who, roles in {"admin": ["admin"], **people}.items():
         email = f"{who}-{tag}@{name}.test"
         team[who] = make_user(conn, email, roles)
         team["emails"][who] = email
-    team["project"] = call(conn, team["admin"], "admin", "create_project", name=f"{name}-{tag}")["id"]
+    team["project"] = new_project(conn, team["admin"], f"{name}-{tag}")
     for who in people:
-        call(conn, team["admin"], "admin", "add_project_member", project_id=team["project"], user_id=team[who])
+        join(conn, team["admin"], team["project"], team[who])
     return team

@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 
 from ai_services import Loopback, irregular_lesion, round_lesion, start_reference, start_worker, stop, wait_port
 from conftest import JWT_SECRET, free_port, run_cli, start_app, stop_app, url_for
-from sqlcall import call, make_user
+from sqlcall import call, join, make_user, new_project
 from test_http_rpc import token
 
 
@@ -37,8 +37,8 @@ def world(tmp_path_factory):
     with psycopg.connect(url) as conn:
         admin = make_user(conn, "admin@ai.test", ["admin"])
         ann = make_user(conn, "ann@ai.test", ["annotator"])
-        project = call(conn, admin, "admin", "create_project", name="ai")["id"]
-        call(conn, admin, "admin", "add_project_member", project_id=project, user_id=ann)
+        project = new_project(conn, admin, "ai")
+        join(conn, admin, project, ann)
         for code, name_, parent, steps in (("NEO", "Neoplasms", None, ""), ("NEO_MAL", "Malignant", "NEO", ""),
                                            ("MEL", "Melanoma", "NEO_MAL", "Urgent excision biopsy."),
                                            ("NV", "Melanocytic nevus", "NEO", "Reassure; monitor.")):

@@ -147,8 +147,8 @@ def test_a_password_change_ends_every_session(app_server, world, database_url):
 
 def test_deactivating_an_account_ends_its_sessions(app_server, world, database_url):
     with psycopg.connect(database_url, autocommit=True) as conn:
-        uid = conn.execute("INSERT INTO auth.\"user\" (email, display_name, password_hash, roles) "
-                           "VALUES (%s, 'leaver', crypt(%s, gen_salt('bf', 4)), '{annotator}') RETURNING id",
+        uid = conn.execute("INSERT INTO auth.\"user\" (email, display_name, password_hash) "
+                           "VALUES (%s, 'leaver', crypt(%s, gen_salt('bf', 4))) RETURNING id",
                            (f"leaver-{uuid.uuid4().hex[:6]}@t.org", PASSWORD)).fetchone()[0]
     token = login(app_server, email_of(database_url, uid))
     with app_server.client() as c:

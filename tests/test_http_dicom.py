@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from dicom_files import PATIENT, Orthanc, bundled, vl_photograph
-from sqlcall import make_project, make_user
+from sqlcall import join, make_project, make_user
 from test_http_images import count_images, upload
 from test_http_rpc import token
 
@@ -24,6 +24,7 @@ def world(database_url):
         w = make_project(conn, uuid.uuid4().hex[:8], n_images=0, annotators=1, reviewers=0)
         w["stranger"] = make_project(conn, uuid.uuid4().hex[:8], n_images=0, annotators=1, reviewers=0)["admin"]
         w["analyst"] = make_user(conn, f"an-{uuid.uuid4().hex[:6]}@t.org", ["analyst"])
+        join(conn, w["admin"], w["project"], w["analyst"])  # analyst of the project's organization
     return w
 
 

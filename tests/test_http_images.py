@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from PIL import Image
 
-from sqlcall import make_project, make_user
+from sqlcall import join, make_project, make_user
 from test_http_rpc import token
 
 
@@ -31,6 +31,7 @@ def world(database_url):
         other = make_project(conn, uuid.uuid4().hex[:8], n_images=0, annotators=1, reviewers=0)
         w["stranger"] = other["annotators"][0]
         w["analyst"] = make_user(conn, f"an-{uuid.uuid4().hex[:6]}@t.org", ["analyst"])
+        join(conn, w["admin"], w["project"], w["analyst"])  # analyst of the project's organization
     return w
 
 

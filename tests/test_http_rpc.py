@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from app.errors import status_for
-from sqlcall import make_project, make_user
+from sqlcall import join, make_project, make_user
 
 PASSWORD = "correct horse battery"
 
@@ -27,6 +27,7 @@ def world(database_url):
     with psycopg.connect(database_url) as conn:
         w = make_project(conn, uuid.uuid4().hex[:8], n_images=6, annotators=2, reviewers=1)
         w["analyst"] = make_user(conn, f"analyst-{uuid.uuid4().hex[:6]}@t.org", ["analyst"])
+        join(conn, w["admin"], w["project"], w["analyst"])  # analyst of the project's organization
     return w
 
 
@@ -70,7 +71,7 @@ def test_full_annotator_reviewer_cycle(app_server, world, database_url):
     ("annotators", "approve", {"item_id": 1}),
     ("reviewers", "next_item", {"project_id": 1}),
     ("analyst", "create_project", {"name": "x"}),
-    ("annotators", "create_user", {"email": "e@x.org", "display_name": "e", "password": "0123456789", "roles": []}),
+    ("annotators", "create_user", {"email": "e@x.org", "display_name": "e", "password": "0123456789"}),
 ])
 def test_a_role_calling_what_it_may_not_is_403(app_server, world, database_url, role_key, fn, args):
     user = world[role_key][0] if isinstance(world[role_key], list) else world[role_key]

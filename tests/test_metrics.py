@@ -17,7 +17,7 @@ from conftest import start_app, stop_app
 # every view the README documents for analysts (the dashboard and the scheduler must cover each)
 VIEWS = {"queue_by_status", "annotator_daily", "review_outcome", "class_distribution", "flags_by_reason",
          "throughput", "agreement_pair", "agreement_project", "gold_accuracy", "review_hints", "ai_agreement"}
-from sqlcall import call, make_project, make_user
+from sqlcall import call, join, make_project, make_user, new_project
 
 PASSWORD = "correct horse battery"
 
@@ -34,6 +34,7 @@ def world(database_url):
             got = call(conn, r, "reviewer", "next_review", project_id=w["project"])["item"]["id"]
             call(conn, r, "reviewer", "approve", item_id=got)
         w["analyst"] = make_user(conn, f"analyst-{tag}@t.org", ["analyst"])
+        join(conn, w["admin"], w["project"], w["analyst"])  # analyst of the project's organization
         w["emails"] = {k: conn.execute('SELECT email FROM auth."user" WHERE id = %s', (w[k] if k != "annotator"
                                         else a,)).fetchone()[0] for k in ("admin", "analyst", "annotator")}
     return w
@@ -72,6 +73,7 @@ def test_who_may_not_read_metrics(app_server, world, database_url):
     other_admin = None
     with psycopg.connect(database_url) as conn:
         other_admin = make_user(conn, f"admin2-{uuid.uuid4().hex[:6]}@t.org", ["admin"])
+        new_project(conn, other_admin, f"other-{uuid.uuid4().hex[:6]}")  # admin of a project elsewhere
         email = conn.execute('SELECT email FROM auth."user" WHERE id = %s', (other_admin,)).fetchone()[0]
     with app_server.client() as c:  # an admin of other projects: this one does not exist for them
         r = c.get("/rpc/metrics", params={"project_id": world["project"], "view": "throughput"},

@@ -9,17 +9,21 @@ def test_seed_creates_a_usable_demo_project_once(scratch_db, tmp_path):
     assert run_cli("migrate", env=env).returncode == 0
     first = run_cli("seed", env=env)
     assert first.returncode == 0, first.stderr
-    assert "seeded 'Demo dermoscopy': 7 users, 48 images" in first.stdout
+    assert "seeded 'Demo dermoscopy' in 'Demo clinic': 8 users, 48 images" in first.stdout
     again = run_cli("seed", env=env)
     assert again.returncode == 0 and "already seeded" in again.stdout
     with psycopg.connect(scratch_db) as conn:
-        roles = {r[0] for r in conn.execute("SELECT unnest(roles)::text FROM auth.\"user\"")}
+        roles = {r[0] for r in conn.execute(
+            "SELECT unnest(array_remove(ARRAY[CASE WHEN annotator THEN 'annotator' END, CASE WHEN reviewer "
+            "THEN 'reviewer' END, CASE WHEN admin THEN 'admin' END], NULL)) FROM core.project_member "
+            "UNION SELECT 'analyst' FROM core.org_member WHERE analyst UNION SELECT 'org admin' FROM core.org_member "
+            "WHERE admin UNION SELECT 'operator' FROM auth.\"user\" WHERE operator")}
         codes = {r[0] for r in conn.execute("SELECT code FROM core.taxonomy_node")}
         items = dict(conn.execute("SELECT r.name, count(*) FROM core.work_item w JOIN core.work_rule r "
                                   "ON r.id = w.rule_id GROUP BY 1").fetchall())
         fields = [r[0] for r in conn.execute("SELECT key FROM core.descriptor_field ORDER BY sort_order")]
         login = conn.execute("SELECT api.login('ann1@dermlabel.test', 'dermlabel-demo') ->> 'ok'").fetchone()[0]
-    assert roles == {"annotator", "reviewer", "admin", "analyst"}
+    assert roles == {"annotator", "reviewer", "admin", "analyst", "org admin", "operator"}
     # the seven common dermoscopic classes and the top-level groups
     assert {"MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC", "NEO_MAL", "NEO_BEN", "NEO_PRE", "INF", "INFX", "PIG",
             "OTH"} <= codes

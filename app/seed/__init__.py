@@ -1,6 +1,7 @@
-"""The demo project: default taxonomy and descriptor schema, a user per role, images and rules with items.
+"""The demo organization and project: default taxonomy and descriptor schema, a person per role, images and rules
+with items.
 
-Everything after the first admin goes through the same api functions an admin calls over HTTP.
+Everything after the operator and the first admin goes through the same api functions they call over HTTP.
 """
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ from .lesions import lesion
 
 HERE = Path(__file__).parent
 PROJECT = "Demo dermoscopy"
+ORGANIZATION = "Demo clinic"
 PASSWORD = "dermlabel-demo"
-USERS = [  # email, name, roles, expertise, review level
+OPERATOR = ("operator@dermlabel.test", "Olga Operator")
+USERS = [  # email, name, roles (in the demo project; admin: of the organization; analyst: of the organization),
+    #        expertise, review level
     ("admin@dermlabel.test", "Ada Admin", ["admin"], [], 1),
     ("ann1@dermlabel.test", "Dr Anna Kowalska", ["annotator"], ["dermoscopy"], 1),
     ("ann2@dermlabel.test", "Dr Ben Osei", ["annotator"], [], 1),
@@ -30,34 +34,40 @@ USERS = [  # email, name, roles, expertise, review level
 ]
 
 
-def _call(conn: psycopg.Connection, admin: int, fn: str, **args):
+def _call(conn: psycopg.Connection, caller: int, fn: str, **args):
     named = ", ".join(f"{k} => %({k})s" for k in args)
     conn.execute("SELECT set_config('request.jwt.claims', %s, true)",
-                 (json.dumps({"sub": admin, "request_id": "seed"}),))
+                 (json.dumps({"sub": caller, "request_id": "seed"}),))
     return conn.execute(f"SELECT api.{fn}({named})", args).fetchone()[0]
 
 
 def seed(database_url: str, storage: Storage, images: int = 48, out=print) -> bool:
     """Creates the demo project once; returns False when it already exists."""
     with psycopg.connect(database_url) as conn, conn.transaction():
-        if conn.execute("SELECT 1 FROM core.project WHERE name = %s", (PROJECT,)).fetchone():
+        if conn.execute("SELECT 1 FROM core.organization WHERE name = %s", (ORGANIZATION,)).fetchone():
             out(f"demo project '{PROJECT}' already seeded")
             return False
-        # the first admin is the one row the api cannot create (it needs an admin to call it)
-        admin = conn.execute(
-            "INSERT INTO auth.\"user\" (email, display_name, password_hash, roles) "
-            "VALUES (%s, %s, crypt(%s, gen_salt('bf', 10)), '{admin}') "
-            "ON CONFLICT (email) DO UPDATE SET roles = EXCLUDED.roles RETURNING id",
-            (USERS[0][0], USERS[0][1], PASSWORD)).fetchone()[0]
+        # the operator and the first admin are the rows the api cannot create (it needs them to call it)
+        made = []
+        for email, name in (OPERATOR, USERS[0][:2]):
+            made.append(conn.execute(
+                "INSERT INTO auth.\"user\" (email, display_name, password_hash, operator) "
+                "VALUES (%s, %s, crypt(%s, gen_salt('bf', 10)), %s) "
+                "ON CONFLICT (email) DO UPDATE SET operator = EXCLUDED.operator RETURNING id",
+                (email, name, PASSWORD, email == OPERATOR[0])).fetchone()[0])
+        operator, admin = made
+        org = _call(conn, operator, "create_organization", name=ORGANIZATION)["id"]
+        _call(conn, operator, "add_organization_member", organization_id=org, email=USERS[0][0], admin=True)
         ids = {USERS[0][0]: admin}
         for email, name, roles, expertise, level in USERS[1:]:
             ids[email] = _call(conn, admin, "create_user", email=email, display_name=name, password=PASSWORD,
-                               roles=roles, expertise=expertise, review_level=level)["id"]
-        project = _call(conn, admin, "create_project", name=PROJECT,
+                               organization_id=org, analyst="analyst" in roles)["id"]
+        project = _call(conn, admin, "create_project", name=PROJECT, organization_id=org,
                         description="Synthetic demo images for trying DermLabel end to end.", review_stages=1)["id"]
-        for email, uid in ids.items():
-            if uid != admin:
-                _call(conn, admin, "add_project_member", project_id=project, user_id=uid)
+        for email, name, roles, expertise, level in USERS[1:]:
+            if set(roles) & {"annotator", "reviewer"}:
+                _call(conn, admin, "add_project_member", project_id=project, user_id=ids[email],
+                      roles=[r for r in roles if r != "analyst"], expertise=expertise, review_level=level)
         for node in json.loads((HERE / "taxonomy.json").read_text()):
             _call(conn, admin, "upsert_taxonomy_node", project_id=project, code=node["code"], name=node["name"],
                   parent_code=node.get("parent"), synonyms=node.get("synonyms", []), icd10=node.get("icd10"),
@@ -84,5 +94,5 @@ def seed(database_url: str, storage: Storage, images: int = 48, out=print) -> bo
                   upload_batch="demo-1", metadata=Jsonb({"body_site": sites[n % len(sites)], "synthetic": traits}))
         items = conn.execute("SELECT count(*) FROM core.work_item WHERE rule_id IN (%s, %s)",
                              (double, single)).fetchone()[0]
-    out(f"seeded '{PROJECT}': {len(USERS)} users, {images} images, {items} work items")
+    out(f"seeded '{PROJECT}' in '{ORGANIZATION}': {len(USERS) + 1} users, {images} images, {items} work items")
     return True

@@ -5,7 +5,7 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
     me bigint := core.require_role('admin');
-    it core.work_item := core.lock_item(item_id);
+    it core.work_item := core.lock_item_as(item_id, 'admin');
 BEGIN
     IF priority IS NULL THEN
         PERFORM core.invalid('priority', 'is required');
@@ -25,7 +25,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 -- The parameter is always qualified: project_member has a user_id column too.
 DECLARE
     me bigint := core.require_role('admin');
-    it core.work_item := core.lock_item(item_id);
+    it core.work_item := core.lock_item_as(item_id, 'admin');
     minutes integer;
 BEGIN
     IF it.status NOT IN ('in_progress', 'edits_requested') THEN
@@ -34,7 +34,7 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM auth."user" u JOIN core.project_member m ON m.user_id = u.id
                     WHERE u.id = reassign_item.user_id AND m.project_id = it.project_id AND u.active
-                      AND 'annotator' = ANY (u.roles)) THEN
+                      AND m.annotator) THEN
         PERFORM core.invalid('user_id', 'must be an active annotator of the project');
     END IF;
     IF EXISTS (SELECT 1 FROM core.work_item o WHERE o.image_id = it.image_id AND o.annotator_id = reassign_item.user_id
@@ -69,13 +69,13 @@ DECLARE
     why text;
 BEGIN
     PERFORM core.require_role('admin');
-    PERFORM core.require_member(project_id);
+    PERFORM core.require_project_role('admin', project_id);
     IF from_user IS NOT DISTINCT FROM to_user THEN
         PERFORM core.invalid('to_user', 'must be someone else');
     END IF;
     IF NOT EXISTS (SELECT 1 FROM auth."user" u JOIN core.project_member m ON m.user_id = u.id
                     WHERE u.id = to_user AND m.project_id = reassign_user_items.project_id AND u.active
-                      AND 'annotator' = ANY (u.roles)) THEN
+                      AND m.annotator) THEN
         PERFORM core.invalid('to_user', 'must be an active annotator of the project');
     END IF;
     FOR item IN SELECT w.id FROM core.work_item w
@@ -103,7 +103,7 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
     me bigint := core.require_role('admin');
-    it core.work_item := core.lock_item(item_id);
+    it core.work_item := core.lock_item_as(item_id, 'admin');
 BEGIN
     IF it.status IN ('done', 'cancelled') THEN
         RAISE EXCEPTION 'work item % is already %', item_id, it.status USING ERRCODE = 'PT409';
@@ -131,7 +131,11 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'flag % not found', flag_id USING ERRCODE = 'P0002';
     END IF;
-    it := core.lock_item(f.item_id);
+    BEGIN
+        it := core.lock_item_as(f.item_id, 'admin');
+    EXCEPTION WHEN no_data_found THEN  -- another project's flag: exactly like a missing one
+        RAISE EXCEPTION 'flag % not found', flag_id USING ERRCODE = 'P0002';
+    END;
     IF f.resolved_at IS NOT NULL THEN
         RAISE EXCEPTION 'flag % was already resolved (%)', flag_id, f.resolution USING ERRCODE = 'PT409';
     END IF;
@@ -176,7 +180,7 @@ RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = '' AS $$
 BEGIN
     PERFORM core.require_role('admin');
-    PERFORM core.require_member(project_id);
+    PERFORM core.require_project_role('admin', project_id);
     RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('id', f.id, 'item_id', f.item_id, 'image_id', f.image_id,
                                       'reason', f.reason, 'comment', f.comment, 'raised_by', f.raised_by,
                                       'created_at', f.created_at) ORDER BY f.id), '[]')

@@ -8,13 +8,14 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 -- PL/pgSQL, not SQL, on the hot paths of this schema: a SQL function with a SET clause is never inlined and so is
 -- parsed and planned on every call, where PL/pgSQL keeps its plans for the session.
 BEGIN
-    INSERT INTO audit.event (actor_id, action, entity, entity_id, before, after, request_id)
+    INSERT INTO audit.event (actor_id, action, entity, entity_id, before, after, request_id, organization_id)
     VALUES (coalesce(p_actor, auth.uid()), p_action, p_entity, p_entity_id, p_before, p_after,
-            auth.claims() ->> 'request_id');
+            auth.claims() ->> 'request_id', nullif(current_setting('dl.organization', true), '')::bigint);
 END
 $$;
 COMMENT ON FUNCTION core.audit(text, text, bigint, jsonb, jsonb, bigint) IS
-    'Writes one audit.event for the current caller and request.';
+    'Writes one audit.event for the current caller and request, in the organization the guards named '
+    '(core.in_organization): its admins may read it.';
 
 CREATE OR REPLACE FUNCTION core.refuse_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = '' AS $$

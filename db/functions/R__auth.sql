@@ -1,4 +1,4 @@
--- Sign-in and user administration.
+-- Sign-in, sessions, and the role each request acts in. (People and organizations: R__people, R__organizations.)
 
 CREATE OR REPLACE FUNCTION api.login(email text, password text)
 RETURNS jsonb
@@ -42,15 +42,49 @@ COMMENT ON FUNCTION api.login(text, text) IS
     'Checks an email and password. Returns {ok: true, user, session} (a new sign-in session) or {ok: false, error} - the same for an unknown email, '
     'a wrong password and a locked account; 5 failures lock the account for 15 minutes.';
 
-CREATE OR REPLACE FUNCTION core.user_json(p_user bigint) RETURNS jsonb
+GRANT EXECUTE ON FUNCTION api.login(text, text) TO dl_anon;
+
+CREATE OR REPLACE FUNCTION core.user_json(p_user bigint, p_orgs bigint[] DEFAULT NULL) RETURNS jsonb
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
-    SELECT jsonb_build_object('id', u.id, 'email', u.email, 'display_name', u.display_name, 'roles', u.roles,
-                              'expertise', u.expertise, 'review_level', u.review_level, 'active', u.active,
-                              'on_vacation', u.on_vacation,
-                              'projects', coalesce((SELECT jsonb_agg(m.project_id ORDER BY m.project_id)
-                                                      FROM core.project_member m WHERE m.user_id = u.id), '[]'))
+-- A person with their memberships. p_orgs limits the memberships shown to those organizations (what an
+-- organization admin may know of a person who also works elsewhere); NULL shows all (the person themselves).
+    WITH orgs AS (
+        SELECT o.organization_id AS id, g.name, o.admin, o.analyst FROM core.org_member o
+          JOIN core.organization g ON g.id = o.organization_id
+         WHERE o.user_id = p_user AND (p_orgs IS NULL OR o.organization_id = ANY (p_orgs))),
+    projects AS (
+        SELECT p.id, p.name, p.organization_id, m.annotator, m.reviewer, m.admin OR orgs.admin AS admin,
+               m.review_level, m.expertise
+          FROM core.project p JOIN orgs ON orgs.id = p.organization_id
+          LEFT JOIN core.project_member m ON m.project_id = p.id AND m.user_id = p_user
+         WHERE m.user_id IS NOT NULL OR orgs.admin)
+    SELECT jsonb_build_object(
+        'id', u.id, 'email', u.email, 'display_name', u.display_name, 'active', u.active,
+        'on_vacation', u.on_vacation, 'operator', u.operator,
+        -- every kind of work the person does somewhere: what the pages offer them
+        'roles', (SELECT coalesce(jsonb_agg(r ORDER BY r), '[]') FROM (
+                    SELECT 'annotator' AS r WHERE EXISTS (SELECT 1 FROM projects WHERE annotator)
+                    UNION SELECT 'reviewer' WHERE EXISTS (SELECT 1 FROM projects WHERE reviewer)
+                    UNION SELECT 'admin' WHERE EXISTS (SELECT 1 FROM projects WHERE admin)
+                                            OR EXISTS (SELECT 1 FROM orgs WHERE orgs.admin)
+                                            OR u.operator
+                    UNION SELECT 'analyst' WHERE EXISTS (SELECT 1 FROM orgs WHERE orgs.analyst)) k),
+        'projects', (SELECT coalesce(jsonb_agg(x.id ORDER BY x.id), '[]') FROM projects x),
+        'project_roles', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                              'project_id', x.id, 'project', x.name, 'organization_id', x.organization_id,
+                              'roles', array_remove(ARRAY[CASE WHEN x.annotator THEN 'annotator' END,
+                                                          CASE WHEN x.reviewer THEN 'reviewer' END,
+                                                          CASE WHEN x.admin THEN 'admin' END], NULL),
+                              'review_level', coalesce(x.review_level, 1), 'expertise', coalesce(x.expertise, '{}'),
+                              'member', x.review_level IS NOT NULL) ORDER BY x.id), '[]') FROM projects x),
+        'organizations', (SELECT coalesce(jsonb_agg(jsonb_build_object('id', o.id, 'name', o.name, 'admin', o.admin,
+                                                                       'analyst', o.analyst) ORDER BY o.id), '[]')
+                            FROM orgs o))
       FROM auth."user" u WHERE u.id = p_user
 $$;
+COMMENT ON FUNCTION core.user_json(bigint, bigint[]) IS
+    'A person as JSON: account fields, the kinds of work they do (roles), and their organizations and per-project '
+    'roles (only within p_orgs when given).';
 
 CREATE OR REPLACE FUNCTION api.me()
 RETURNS jsonb
@@ -60,105 +94,88 @@ BEGIN
     RETURN core.user_json(auth.uid());
 END
 $$;
-COMMENT ON FUNCTION api.me() IS 'The signed-in user: roles, expertise, review level, projects.';
+COMMENT ON FUNCTION api.me() IS
+    'The signed-in user: account, organizations (admin, analyst), and per project the roles held there '
+    '(annotator, reviewer with review level and expertise, admin); roles lists every kind of work held anywhere.';
+GRANT EXECUTE ON FUNCTION api.me() TO dl_annotator, dl_reviewer, dl_admin, dl_analyst, dl_member;
 
-CREATE OR REPLACE FUNCTION core.check_roles(p_roles text[]) RETURNS auth.app_role[]
-LANGUAGE plpgsql IMMUTABLE SET search_path = '' AS $$
+-- Which SQL role a request acts in is decided here, from the tables, at every request: a role granted or revoked
+-- applies at the next request, whatever the token says. GRANT EXECUTE still decides which kinds of caller may call
+-- a function at all; the app passes the kinds that may (from the catalog), in its order of preference.
+CREATE OR REPLACE FUNCTION auth.request_role(p_user bigint, p_session text, p_candidates text[]) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
+    live boolean;
+    kinds text[];
     r text;
 BEGIN
-    FOREACH r IN ARRAY coalesce(p_roles, '{}') LOOP
-        IF r IS NULL OR r NOT IN ('annotator', 'reviewer', 'admin', 'analyst') THEN
-            PERFORM core.invalid('roles', format('unknown role %L (annotator, reviewer, admin, analyst)', r));
+    IF p_user IS NULL THEN
+        IF 'dl_anon' = ANY (p_candidates) THEN
+            RETURN 'dl_anon';
+        END IF;
+        RAISE EXCEPTION 'sign in first' USING ERRCODE = 'PT401';
+    END IF;
+    BEGIN
+        SELECT true INTO live FROM auth.session s JOIN auth."user" u ON u.id = s.user_id
+         WHERE s.id = p_session::uuid AND s.user_id = p_user AND s.revoked_at IS NULL AND u.active;
+    EXCEPTION WHEN invalid_text_representation THEN
+        live := NULL;
+    END;
+    IF live IS NULL THEN
+        RAISE EXCEPTION 'your session has ended' USING ERRCODE = 'PT401',
+            HINT = 'Sign in again (after signing out, a password change or deactivation, old tokens stop working).';
+    END IF;
+    SELECT array_remove(ARRAY[
+               CASE WHEN bool_or(m.admin) OR EXISTS (SELECT 1 FROM core.org_member o WHERE o.user_id = p_user AND o.admin)
+                    THEN 'dl_admin' END,
+               CASE WHEN bool_or(m.reviewer) THEN 'dl_reviewer' END,
+               CASE WHEN bool_or(m.annotator) THEN 'dl_annotator' END,
+               CASE WHEN EXISTS (SELECT 1 FROM core.org_member o WHERE o.user_id = p_user AND o.analyst)
+                    THEN 'dl_analyst' END], NULL)
+      INTO kinds FROM core.project_member m WHERE m.user_id = p_user;
+    kinds := kinds || 'dl_member'::text;  -- every signed-in person
+    FOREACH r IN ARRAY p_candidates LOOP
+        IF r = ANY (kinds) THEN
+            RETURN r;
         END IF;
     END LOOP;
-    RETURN (SELECT coalesce(array_agg(DISTINCT x::auth.app_role), '{}') FROM unnest(p_roles) x);
+    -- a signed-in person who does no work of any kind that may call this (an operator creating organizations
+    -- acts as admin)
+    IF 'dl_admin' = ANY (p_candidates)
+       AND EXISTS (SELECT 1 FROM auth."user" u WHERE u.id = p_user AND u.operator) THEN
+        RETURN 'dl_admin';
+    END IF;
+    RAISE EXCEPTION 'permission denied: none of your roles may call this' USING ERRCODE = '42501';
 END
 $$;
+COMMENT ON FUNCTION auth.request_role(bigint, text, text[]) IS
+    'The SQL role a request runs as: the first of p_candidates (the kinds of caller the function is granted to) '
+    'that the caller holds now, read from the membership tables (dl_member: anyone signed in); dl_anon for an '
+    'anonymous caller when allowed. '
+    'PT401 for an ended session or an anonymous caller, 42501 when no role fits. Called through '
+    'auth.begin_request by the app''s login role.';
+REVOKE EXECUTE ON FUNCTION auth.request_role(bigint, text, text[]) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION api.create_user(email text, display_name text, password text, roles text[],
-                                           expertise text[] DEFAULT '{}', review_level integer DEFAULT 1)
-RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+CREATE OR REPLACE FUNCTION auth.begin_request(p_user bigint, p_session text, p_candidates text[], p_claims text)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
+-- SECURITY INVOKER on purpose: a security-definer function may not change the role. It runs as the login role,
+-- asks auth.request_role (definer) which role to take, and takes it for the rest of the transaction.
 DECLARE
-    new_id bigint;
+    r text := auth.request_role(p_user, p_session, p_candidates);
 BEGIN
-    PERFORM core.require_role('admin');
-    IF password IS NOT NULL AND length(password) < 10 THEN
-        PERFORM core.invalid('password', 'at least 10 characters');
-    END IF;
-    IF review_level NOT IN (1, 2) THEN
-        PERFORM core.invalid('review_level', 'must be 1 or 2');
-    END IF;
-    INSERT INTO auth."user" (email, display_name, password_hash, roles, expertise, review_level)
-    VALUES (create_user.email, create_user.display_name,
-            CASE WHEN password IS NOT NULL THEN public.crypt(password, public.gen_salt('bf', 10)) END,
-            core.check_roles(create_user.roles), coalesce(create_user.expertise, '{}'), create_user.review_level)
-    RETURNING id INTO new_id;
-    PERFORM core.audit('create_user', 'user', new_id, NULL, core.user_json(new_id));
-    RETURN core.user_json(new_id);
+    PERFORM pg_catalog.set_config('request.jwt.claims',
+        (coalesce(nullif(p_claims, ''), '{}')::jsonb || jsonb_build_object('role', r))::text, true);
+    PERFORM pg_catalog.set_config('role', r, true);
+    RETURN r;
 END
 $$;
-COMMENT ON FUNCTION api.create_user(text, text, text, text[], text[], integer) IS
-    'Admin: creates a user with roles (annotator, reviewer, admin, analyst), expertise tags and review level; '
-    'password NULL means OIDC sign-in only.';
-
-CREATE OR REPLACE FUNCTION api.set_user_roles(user_id bigint, roles text[], review_level integer DEFAULT NULL,
-                                              expertise text[] DEFAULT NULL, active boolean DEFAULT NULL)
-RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
-DECLARE
-    before jsonb := core.user_json(user_id);
-BEGIN
-    PERFORM core.require_role('admin');
-    IF before IS NULL THEN
-        RAISE EXCEPTION 'user % not found', user_id USING ERRCODE = 'P0002';
-    END IF;
-    IF review_level IS NOT NULL AND review_level NOT IN (1, 2) THEN
-        PERFORM core.invalid('review_level', 'must be 1 or 2');
-    END IF;
-    IF user_id = auth.uid() AND NOT 'admin' = ANY (roles) THEN
-        PERFORM core.invalid('roles', 'you cannot remove your own admin role');
-    END IF;
-    UPDATE auth."user" u SET roles = core.check_roles(set_user_roles.roles),
-           review_level = coalesce(set_user_roles.review_level, u.review_level),
-           expertise = coalesce(set_user_roles.expertise, u.expertise),
-           active = coalesce(set_user_roles.active, u.active)
-     WHERE u.id = user_id;
-    PERFORM core.audit('set_user_roles', 'user', user_id, before, core.user_json(user_id));
-    RETURN core.user_json(user_id);
-END
-$$;
-COMMENT ON FUNCTION api.set_user_roles(bigint, text[], integer, text[], boolean) IS
-    'Admin: replaces a user''s roles; optionally sets review level, expertise tags and the active flag.';
-
-CREATE OR REPLACE FUNCTION api.set_vacation(user_id bigint, on_vacation boolean)
-RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
-DECLARE
-    before jsonb := core.user_json(user_id);
-BEGIN
-    PERFORM core.require_signed_in();
-    IF user_id IS DISTINCT FROM auth.uid() THEN
-        PERFORM core.require_role('admin');
-    END IF;
-    IF before IS NULL THEN
-        RAISE EXCEPTION 'user % not found', user_id USING ERRCODE = 'P0002';
-    END IF;
-    UPDATE auth."user" u SET on_vacation = set_vacation.on_vacation WHERE u.id = user_id;
-    PERFORM core.audit('set_vacation', 'user', user_id, before, core.user_json(user_id));
-    RETURN core.user_json(user_id);
-END
-$$;
-COMMENT ON FUNCTION api.set_vacation(bigint, boolean) IS
-    'Marks a user on vacation (they get no new items) or back; for yourself, or any user as admin.';
-
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA core FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION api.login(text, text) TO dl_anon;
-GRANT EXECUTE ON FUNCTION api.me() TO dl_annotator, dl_reviewer, dl_admin, dl_analyst;
-GRANT EXECUTE ON FUNCTION api.create_user(text, text, text, text[], text[], integer) TO dl_admin;
-GRANT EXECUTE ON FUNCTION api.set_user_roles(bigint, text[], integer, text[], boolean) TO dl_admin;
-GRANT EXECUTE ON FUNCTION api.set_vacation(bigint, boolean) TO dl_annotator, dl_reviewer, dl_admin;
+COMMENT ON FUNCTION auth.begin_request(bigint, text, text[], text) IS
+    'The first statement of every request, as the app''s login role: checks the session, picks the role '
+    '(auth.request_role), sets the claims and the role for the transaction; returns the role.';
+REVOKE EXECUTE ON FUNCTION auth.begin_request(bigint, text, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION auth.request_role(bigint, text, text[]),
+                          auth.begin_request(bigint, text, text[], text) TO dl_authenticator;
 
 -- OIDC sign-in: the app has verified the ID token (issuer, audience, signature, nonce, email_verified); this maps
 -- the verified email to an existing active user. Not an api function: no web caller may "sign in as an email";
@@ -295,23 +312,5 @@ COMMENT ON FUNCTION api.change_password(text, text) IS
     'Changes your password (at least 10 characters) after checking the current one, and ends all your sessions, '
     'this one included: every token issued before stops working, so sign in again with the new password.';
 
-CREATE OR REPLACE FUNCTION api.set_password(user_id bigint, new_password text)
-RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
-DECLARE
-    ended integer;
-BEGIN
-    PERFORM core.require_role('admin');
-    ended := core.replace_password(set_password.user_id, new_password, 'password_reset');
-    PERFORM core.audit('set_password', 'user', set_password.user_id, NULL,
-                       jsonb_build_object('sessions_ended', ended));
-    RETURN jsonb_build_object('ok', true, 'sessions_ended', ended);
-END
-$$;
-COMMENT ON FUNCTION api.set_password(bigint, text) IS
-    'Admin: sets a user''s password (at least 10 characters; also unlocks the account) and ends all their '
-    'sessions.';
-
 GRANT EXECUTE ON FUNCTION api.logout(), api.change_password(text, text)
-    TO dl_annotator, dl_reviewer, dl_admin, dl_analyst;
-GRANT EXECUTE ON FUNCTION api.set_password(bigint, text) TO dl_admin;
+    TO dl_annotator, dl_reviewer, dl_admin, dl_analyst, dl_member;

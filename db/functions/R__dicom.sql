@@ -7,7 +7,7 @@ DECLARE
     me bigint := core.require_role('admin');
     k core.project_deid;
 BEGIN
-    PERFORM core.require_member(project_id);
+    PERFORM core.require_project_role('admin', project_id);
     -- created on first use: a random secret, and a shift of 1 to 10 years into the past
     INSERT INTO core.project_deid (project_id, secret, date_offset_days)
     VALUES (dicom_deid_key.project_id,
@@ -31,7 +31,7 @@ DECLARE
     url text := rtrim(btrim(base_url), '/');
     before jsonb;
 BEGIN
-    PERFORM core.require_member(project_id);
+    PERFORM core.require_project_role('admin', project_id);
     IF url IS NULL OR url !~ '^https?://[^\s/?#]+(/[^\s?#]*)?$' OR length(url) > 1000 THEN
         PERFORM core.invalid('base_url', 'must be an http(s) URL without query, e.g. http://pacs:8042/dicom-web');
     END IF;
@@ -57,7 +57,7 @@ DECLARE
     me bigint := core.require_role('admin');
     doc jsonb;
 BEGIN
-    PERFORM core.require_member(project_id);
+    PERFORM core.require_project_role('admin', project_id);
     SELECT jsonb_build_object('project_id', s.project_id, 'base_url', s.base_url, 'updated_at', s.updated_at)
       INTO doc FROM core.dicomweb_source s WHERE s.project_id = dicomweb_source.project_id;
     IF doc IS NULL THEN

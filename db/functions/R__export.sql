@@ -122,7 +122,7 @@ CREATE OR REPLACE FUNCTION api.export_manifest(project_id bigint, filters jsonb 
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
-    u auth."user" := core.caller('admin', project_id);
+    u core.actor := core.caller('admin', project_id);
     f jsonb := core.export_filters(project_id, filters);
     m jsonb;
 BEGIN
@@ -133,7 +133,7 @@ BEGIN
                'project_id', p.id, 'project', p.name, 'format', format, 'filters', f - 'class_ids',
                'items', count(x.class_id), 'images', count(DISTINCT x.image_id),
                'classes', coalesce(jsonb_object_agg(x.code, x.n) FILTER (WHERE x.code IS NOT NULL), '{}'),
-               'taxonomy_version', core.taxonomy_version(p.id), 'exported_at', now(), 'exported_by', u.email,
+               'taxonomy_version', core.taxonomy_version(p.id), 'exported_at', now(), 'exported_by', (SELECT x.email FROM auth."user" x WHERE x.id = u.id),
                'generator', 'DermLabel')
       INTO m
       FROM core.project p

@@ -32,41 +32,88 @@ BEGIN
     RETURN me;
 END
 $$;
-COMMENT ON FUNCTION core.require_role(auth.app_role) IS 'The caller''s id, or 42501 unless they hold the role.';
+COMMENT ON FUNCTION core.require_role(auth.app_role) IS
+    'The caller''s id, or 42501 unless they hold the role in some project (admin: or administer an '
+    'organization). The project-level check (core.require_project_role, core.lock_item_as) comes after it.';
 
-CREATE OR REPLACE FUNCTION core.caller(p_role auth.app_role, p_project bigint) RETURNS auth."user"
-LANGUAGE plpgsql STABLE SET search_path = '' AS $$
--- The hot-path guard: one query for "signed in, active, holds the role, member of the project".
-DECLARE
-    u auth."user";
-    member boolean;
+CREATE OR REPLACE FUNCTION core.in_organization(p_organization bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = '' AS $$
 BEGIN
-    SELECT x.*, EXISTS (SELECT 1 FROM core.project_member m WHERE m.project_id = p_project AND m.user_id = x.id)
-      INTO u.id, u.email, u.display_name, u.password_hash, u.roles, u.expertise, u.review_level, u.active,
-           u.on_vacation, u.failed_logins, u.locked_until, u.password_changed_at, u.created_at, member
-      FROM auth."user" x WHERE x.id = core.require_signed_in();
-    IF u.id IS NULL THEN  -- signed in, but the account is gone
-        RAISE EXCEPTION 'permission denied: unknown user' USING ERRCODE = '42501';
-    END IF;
-    IF NOT u.active OR NOT p_role = ANY (u.roles) THEN
-        RAISE EXCEPTION 'permission denied: this needs the % role', p_role USING ERRCODE = '42501';
-    END IF;
-    IF NOT member THEN
-        RAISE EXCEPTION 'project % not found', p_project USING ERRCODE = 'P0002';
-    END IF;
-    RETURN u;
+    -- read by core.audit: the organization whose admins may read the events of this transaction
+    PERFORM set_config('dl.organization', coalesce(p_organization::text, ''), true);
 END
 $$;
+COMMENT ON FUNCTION core.in_organization(bigint) IS
+    'Names the organization the current action happens in; core.audit records it on every event.';
+
+CREATE OR REPLACE FUNCTION core.require_project_role(p_role text, p_project bigint) RETURNS bigint
+LANGUAGE plpgsql SET search_path = '' AS $$
+-- A project where the caller does not hold the role answers exactly like one that does not exist.
+DECLARE
+    me bigint := core.require_signed_in();
+BEGIN
+    IF p_project IS NULL OR NOT p_project = ANY (auth.projects_as(p_role)) THEN
+        RAISE EXCEPTION 'project % not found', p_project USING ERRCODE = 'P0002';
+    END IF;
+    PERFORM core.in_organization((SELECT p.organization_id FROM core.project p WHERE p.id = p_project));
+    RETURN me;
+END
+$$;
+COMMENT ON FUNCTION core.require_project_role(text, bigint) IS
+    'The caller''s id when they hold the role (member, annotator, reviewer, admin) in the project; P0002 '
+    '"project not found" otherwise.';
+
+CREATE OR REPLACE FUNCTION core.admin_of(p_project bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = '' AS $$
+-- For guards that find the project through another row (a rule, an image, a flag): is the caller its admin?
+BEGIN
+    IF p_project IS NULL OR NOT p_project = ANY (auth.projects_as('admin')) THEN
+        RETURN false;
+    END IF;
+    PERFORM core.in_organization((SELECT p.organization_id FROM core.project p WHERE p.id = p_project));
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION core.admin_of(bigint) IS
+    'True when the caller administers the project (project admin, or admin of its organization).';
+
+CREATE OR REPLACE FUNCTION core.caller(p_role text, p_project bigint) RETURNS core.actor
+LANGUAGE plpgsql SET search_path = '' AS $$
+-- The hot-path guard: one query for "signed in, active, holds the role in this project". An organization admin
+-- acts as admin of every project of the organization.
+DECLARE
+    me bigint := core.require_signed_in();
+    a core.actor;
+    allowed boolean;
+BEGIN
+    SELECT u.id, u.on_vacation, coalesce(m.review_level, 1), coalesce(m.expertise, '{}'), p.organization_id,
+           CASE p_role WHEN 'annotator' THEN m.annotator WHEN 'reviewer' THEN m.reviewer
+                       WHEN 'member' THEN m.user_id IS NOT NULL OR o.admin
+                       WHEN 'admin' THEN m.admin OR o.admin ELSE false END
+      INTO a.id, a.on_vacation, a.review_level, a.expertise, a.organization_id, allowed
+      FROM auth."user" u
+      JOIN core.project p ON p.id = p_project
+      LEFT JOIN core.project_member m ON m.project_id = p.id AND m.user_id = u.id
+      LEFT JOIN core.org_member o ON o.organization_id = p.organization_id AND o.user_id = u.id
+     WHERE u.id = me AND u.active;
+    IF NOT coalesce(allowed, false) THEN
+        RAISE EXCEPTION 'project % not found', p_project USING ERRCODE = 'P0002';
+    END IF;
+    PERFORM core.in_organization(a.organization_id);
+    RETURN a;
+END
+$$;
+COMMENT ON FUNCTION core.caller(text, bigint) IS
+    'The caller as they act in the project (core.actor) when they hold the role there; P0002 otherwise.';
 
 CREATE OR REPLACE FUNCTION core.require_member(p_project bigint) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+LANGUAGE plpgsql SET search_path = '' AS $$
 BEGIN
-    -- A project the caller does not belong to answers exactly like one that does not exist.
-    IF p_project IS NULL OR NOT auth.is_member(p_project) THEN
-        RAISE EXCEPTION 'project % not found', p_project USING ERRCODE = 'P0002';
-    END IF;
+    PERFORM core.require_project_role('member', p_project);
 END
 $$;
+COMMENT ON FUNCTION core.require_member(bigint) IS
+    'P0002 "project not found" unless the caller belongs to the project (any role, or its organization''s admin).';
 
 CREATE OR REPLACE FUNCTION core.item_not_found(p_item bigint) RETURNS void
 LANGUAGE plpgsql SET search_path = '' AS $$
@@ -87,24 +134,44 @@ $$;
 CREATE OR REPLACE FUNCTION core.lock_item(p_item bigint) RETURNS core.work_item
 LANGUAGE plpgsql SET search_path = '' AS $$
 -- Every action on one item starts here: the row lock first, then decisions. An item the caller may not see
--- (auth.sees_item, the same rule as the row-level security policy) does not exist for them: 404, never a 409
+-- (auth.sees_work_item, the same rule as the row-level security policy) does not exist for them: 404, never a 409
 -- that would confirm another annotator's item is there. Items they may see but not act on answer 409 later.
 DECLARE
     it core.work_item;
 BEGIN
     SELECT * INTO it FROM core.work_item w WHERE w.id = p_item FOR UPDATE;
-    IF NOT FOUND OR NOT auth.sees_item(it.annotator_id, it.assignee_id, it.project_id, it.status, it.id) THEN
+    IF NOT FOUND OR NOT auth.sees_work_item(it.annotator_id, it.assignee_id, it.project_id, it.status, it.id,
+                                            it.image_id) THEN
         PERFORM core.item_not_found(p_item);
     END IF;
     RETURN it;
 END
 $$;
+COMMENT ON FUNCTION core.lock_item(bigint) IS
+    'Locks a work item the caller may see (auth.sees_work_item); P0002 "work item not found" otherwise.';
+
+CREATE OR REPLACE FUNCTION core.lock_item_as(p_item bigint, p_role text) RETURNS core.work_item
+LANGUAGE plpgsql SET search_path = '' AS $$
+-- An item the caller sees but whose project they no longer hold the role in (revoked since) is not theirs to act
+-- on: it answers like a missing item too.
+DECLARE
+    it core.work_item := core.lock_item(p_item);
+BEGIN
+    IF NOT it.project_id = ANY (auth.projects_as(p_role)) THEN
+        PERFORM core.item_not_found(p_item);
+    END IF;
+    PERFORM core.in_organization((SELECT p.organization_id FROM core.project p WHERE p.id = it.project_id));
+    RETURN it;
+END
+$$;
+COMMENT ON FUNCTION core.lock_item_as(bigint, text) IS
+    'core.lock_item, and the caller must hold the role (annotator, reviewer, admin) in the item''s project.';
 
 CREATE OR REPLACE FUNCTION core.lock_held_item(p_item bigint, p_me bigint) RETURNS core.work_item
 LANGUAGE plpgsql SET search_path = '' AS $$
--- The caller must hold the item: in_progress, theirs, lock not expired.
+-- The caller must hold the item: in_progress, theirs, lock not expired, and still be an annotator of the project.
 DECLARE
-    it core.work_item := core.lock_item(p_item);
+    it core.work_item := core.lock_item_as(p_item, 'annotator');
 BEGIN
     IF it.status <> 'in_progress' OR it.assignee_id IS DISTINCT FROM p_me OR it.lock_expires_at <= now() THEN
         PERFORM core.lost_lock(p_item);
@@ -126,3 +193,7 @@ BEGIN
     RETURN expires;
 END
 $$;
+
+-- The guards that invoker functions (item_detail, search_taxonomy, open_flags ... running as the caller) reach.
+GRANT EXECUTE ON FUNCTION core.require_project_role(text, bigint), core.in_organization(bigint)
+    TO dl_annotator, dl_reviewer, dl_admin, dl_analyst;

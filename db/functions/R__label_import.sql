@@ -25,7 +25,7 @@ DECLARE
     no_image jsonb := '[]';
     unmapped jsonb := '{}';
 BEGIN
-    PERFORM core.require_member(project_id);
+    PERFORM core.require_project_role('admin', project_id);
     IF records IS NULL OR jsonb_typeof(records) <> 'array' THEN
         PERFORM core.invalid('records', 'must be a JSON array of records');
     END IF;

@@ -84,13 +84,12 @@ $$;
 CREATE OR REPLACE FUNCTION api.metrics(project_id bigint, view text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
--- Analysts read every project (as in psql); admins their own projects.
+-- Analysts (and admins) of the project's organization, and the project's admins; anyone else: not found.
 DECLARE
     me bigint := core.require_signed_in();
 BEGIN
-    IF NOT auth.has_role('analyst') THEN
-        PERFORM core.require_role('admin');
-        PERFORM core.require_member(project_id);
+    IF NOT (project_id = ANY (auth.analyst_projects()) OR project_id = ANY (auth.projects_as('admin'))) THEN
+        RAISE EXCEPTION 'project % not found', project_id USING ERRCODE = 'P0002';
     END IF;
     IF view IS NULL THEN  -- the whole dashboard in one call
         RETURN (SELECT jsonb_object_agg(v, core.metrics_rows(project_id, v)) FROM unnest(core.metrics_views()) v);
@@ -102,7 +101,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION api.metrics(bigint, text) IS
-    'Admin (own projects) or analyst (any): {view, rows, refreshed_at} of one metrics view for a project, or '
+    'Admin of the project, or analyst of its organization: {view, rows, refreshed_at} of one metrics view for a project, or '
     'without view an object of every view. Views: queue_by_status, annotator_daily, review_outcome, '
     'class_distribution, flags_by_reason, throughput, agreement_pair, agreement_project, gold_accuracy, '
     'review_hints.';

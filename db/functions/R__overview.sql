@@ -1,4 +1,4 @@
--- What the admin pages read in one call each: a project's people, rules and queue; every user.
+-- What the admin page reads in one call: a project's settings, people and their roles there, rules and queue.
 
 CREATE OR REPLACE FUNCTION api.project_overview(project_id bigint)
 RETURNS jsonb
@@ -11,11 +11,14 @@ BEGIN
     RETURN core.project_json(p.id) || jsonb_build_object(
         'red_flag_threshold', p.red_flag_threshold, 'red_flag_priority', p.red_flag_priority,
         'agreement_min_shared', p.agreement_min_shared, 'fast_submit_ratio', p.fast_submit_ratio,
-        'ai_disagreement_min', p.ai_disagreement_min,
+        'ai_disagreement_min', p.ai_disagreement_min, 'organization_id', p.organization_id,
         'members', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                        'id', u.id, 'email', u.email, 'display_name', u.display_name, 'roles', u.roles,
-                        'expertise', u.expertise, 'review_level', u.review_level, 'active', u.active,
-                        'on_vacation', u.on_vacation,
+                        'id', u.id, 'email', u.email, 'display_name', u.display_name,
+                        'roles', array_remove(ARRAY[CASE WHEN m.annotator THEN 'annotator' END,
+                                                    CASE WHEN m.reviewer THEN 'reviewer' END,
+                                                    CASE WHEN m.admin THEN 'admin' END], NULL),
+                        'expertise', m.expertise, 'review_level', m.review_level, 'active', u.active,
+                        'on_vacation', u.on_vacation, 'manageable', core.may_manage_user(u.id),
                         'holding', (SELECT count(*) FROM core.work_item w WHERE w.project_id = p.id
                                                                              AND w.assignee_id = u.id),
                         'waiting_for_edits', (SELECT count(*) FROM core.work_item w
@@ -40,16 +43,4 @@ COMMENT ON FUNCTION api.project_overview(bigint) IS
     'Admin: a project at a glance: settings, members (with items they hold and items waiting for their edits), '
     'work rules with item counts, the queue by status with the oldest item''s time, images and open flags.';
 
-CREATE OR REPLACE FUNCTION api.list_users()
-RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
-BEGIN
-    PERFORM core.require_role('admin');
-    RETURN (SELECT coalesce(jsonb_agg(core.user_json(u.id) ORDER BY u.display_name, u.id), '[]')
-              FROM auth."user" u);
-END
-$$;
-COMMENT ON FUNCTION api.list_users() IS
-    'Admin: every user with roles, expertise, review level, vacation, whether active, and projects.';
-
-GRANT EXECUTE ON FUNCTION api.project_overview(bigint), api.list_users() TO dl_admin;
+GRANT EXECUTE ON FUNCTION api.project_overview(bigint) TO dl_admin;

@@ -523,7 +523,7 @@ DECLARE
 BEGIN
     PERFORM core.require_role('admin');
     SELECT * INTO i FROM core.image x WHERE x.id = rerun_ai.image_id AND x.status <> 'removed';
-    IF i.id IS NULL OR NOT auth.is_member(i.project_id) THEN
+    IF i.id IS NULL OR NOT core.admin_of(i.project_id) THEN
         RAISE EXCEPTION 'image % not found', image_id USING ERRCODE = 'P0002';
     END IF;
     INSERT INTO core.ai_job AS x (image_id, stage, cascade, requested_by)
@@ -610,29 +610,3 @@ GRANT EXECUTE ON FUNCTION api.rerun_ai(bigint), api.ai_status(bigint),
 -- read by item_document and image_file under the caller's row-level security
 GRANT EXECUTE ON FUNCTION core.ai_document(bigint), core.ai_latest(bigint, core.ai_stage)
     TO dl_annotator, dl_reviewer, dl_admin;
-
-CREATE OR REPLACE FUNCTION api.ai_queue_stats()
-RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
--- Counts only, no ids of images: safe for an unauthenticated /metrics scrape.
-BEGIN
-    RETURN jsonb_build_object(
-        'jobs', (SELECT coalesce(jsonb_agg(jsonb_build_object('stage', j.stage, 'status', j.status, 'n', j.n)), '[]')
-                   FROM (SELECT x.stage, x.status, count(*) AS n FROM core.ai_job x GROUP BY 1, 2) j),
-        'attempt_errors', (SELECT coalesce(jsonb_object_agg(a.stage, a.n), '{}')
-                             FROM (SELECT x.stage, count(*) AS n FROM core.ai_attempt t
-                                     JOIN core.ai_job x ON x.id = t.job_id
-                                    WHERE t.outcome IN ('error', 'lease_expired') GROUP BY 1) a),
-        'latency_ms', (SELECT coalesce(jsonb_object_agg(l.stage, jsonb_build_object('p50', l.p50, 'p95', l.p95,
-                                                                                   'n', l.n)), '{}')
-                         FROM (SELECT s.stage, count(*) AS n,
-                                      percentile_cont(0.5) WITHIN GROUP (ORDER BY s.latency_ms) AS p50,
-                                      percentile_cont(0.95) WITHIN GROUP (ORDER BY s.latency_ms) AS p95
-                                 FROM core.ai_suggestion s WHERE s.created_at > now() - interval '1 hour'
-                                GROUP BY 1) l));
-END
-$$;
-COMMENT ON FUNCTION api.ai_queue_stats() IS
-    'AI pipeline counts for monitoring (/metrics): jobs per stage and status, failed attempts per stage, model '
-    'latency p50/p95 per stage over the last hour.';
-GRANT EXECUTE ON FUNCTION api.ai_queue_stats() TO dl_anon, dl_admin, dl_analyst;

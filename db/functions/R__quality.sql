@@ -10,7 +10,7 @@ DECLARE
     ref core.annotation_revision;
 BEGIN
     SELECT * INTO img FROM core.image i WHERE i.id = set_gold.image_id;
-    IF NOT FOUND OR NOT auth.is_member(img.project_id) THEN
+    IF NOT FOUND OR NOT core.admin_of(img.project_id) THEN
         RAISE EXCEPTION 'image % not found', set_gold.image_id USING ERRCODE = 'P0002';
     END IF;
     IF NOT gold THEN
@@ -39,7 +39,7 @@ COMMENT ON FUNCTION api.set_gold(bigint, boolean) IS
     'Admin: makes an approved image a gold standard (its final approved annotation is the reference), or with '
     'gold = false retires it. Work rules with a gold_rate then mix it into annotators'' queues as gold checks.';
 
-CREATE OR REPLACE FUNCTION core.gold_check_for(p_user auth."user", p_project bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION core.gold_check_for(p_user core.actor, p_project bigint) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
 -- At the rate of the caller's rule, a new item on a gold image they have never seen, or NULL. Called by next_item
 -- before it looks for ordinary new items; the item is then claimed like any other.
@@ -85,7 +85,7 @@ DECLARE
     me bigint := core.require_role('admin');
     made core.consistency_rule;
 BEGIN
-    PERFORM core.require_member(project_id);
+    PERFORM core.require_project_role('admin', project_id);
     IF NOT EXISTS (SELECT 1 FROM core.taxonomy_node n WHERE n.id = create_consistency_rule.class_id
                                                         AND n.project_id = create_consistency_rule.project_id) THEN
         PERFORM core.invalid('class_id', 'not a class of this project');
@@ -124,7 +124,7 @@ DECLARE
 BEGIN
     PERFORM core.require_role('admin');
     SELECT * INTO r FROM core.consistency_rule c WHERE c.id = rule_id;
-    IF NOT FOUND OR NOT auth.is_member(r.project_id) THEN
+    IF NOT FOUND OR NOT core.admin_of(r.project_id) THEN
         RAISE EXCEPTION 'consistency rule % not found', rule_id USING ERRCODE = 'P0002';
     END IF;
     UPDATE core.consistency_rule c SET active = set_consistency_rule_active.active WHERE c.id = r.id

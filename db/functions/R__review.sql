@@ -2,9 +2,10 @@
 
 CREATE OR REPLACE FUNCTION core.lock_review_item(p_item bigint, p_me bigint) RETURNS core.work_item
 LANGUAGE plpgsql SET search_path = '' AS $$
--- Locks the row first; the caller must hold it in review (taken with next_review, lock not expired).
+-- Locks the row first; the caller must hold it in review (taken with next_review, lock not expired) and still be a
+-- reviewer of the project.
 DECLARE
-    it core.work_item := core.lock_item(p_item);
+    it core.work_item := core.lock_item_as(p_item, 'reviewer');
 BEGIN
     IF it.status <> 'review' OR it.assignee_id IS DISTINCT FROM p_me OR it.lock_expires_at <= now() THEN
         RAISE EXCEPTION 'you do not hold work item % for review', p_item USING ERRCODE = 'PT409',
@@ -17,15 +18,15 @@ $$;
 CREATE OR REPLACE FUNCTION api.next_review(project_id bigint)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
--- Never your own annotation; stage 2 only for level-2 reviewers and never by whoever approved stage 1.
+-- Never your own annotation, nor any read of an image you annotated (double reads stay independent); stage 2 only
+-- for level-2 reviewers of the project and never by whoever approved stage 1.
 DECLARE
-    me bigint := core.require_role('reviewer');
-    level smallint;
+    a core.actor := core.caller('reviewer', project_id);
+    me bigint := a.id;
+    level smallint := a.review_level;
     minutes integer;
     picked bigint;
 BEGIN
-    PERFORM core.require_member(project_id);
-    SELECT u.review_level INTO level FROM auth."user" u WHERE u.id = me;
     SELECT p.lock_minutes INTO minutes FROM core.project p WHERE p.id = next_review.project_id;
 
     SELECT w.id INTO picked FROM core.work_item w
@@ -36,6 +37,7 @@ BEGIN
          WHERE w.project_id = next_review.project_id AND w.status = 'review'
            AND (w.assignee_id IS NULL OR w.lock_expires_at < now())
            AND w.annotator_id <> me
+           AND NOT EXISTS (SELECT 1 FROM core.work_item o WHERE o.image_id = w.image_id AND o.annotator_id = me)
            AND (w.review_stage = 1 OR level >= 2)
            AND NOT EXISTS (SELECT 1 FROM core.review v JOIN core.annotation_revision r ON r.id = v.revision_id
                             WHERE v.item_id = w.id AND r.revision_seq = w.last_revision_seq AND v.reviewer_id = me)
@@ -54,8 +56,8 @@ END
 $$;
 COMMENT ON FUNCTION api.next_review(bigint) IS
     'Reviewer: locks the next item in review for you (second-stage items first, then priority and age), with '
-    'its revision history. Never your own annotation; stage 2 needs review level 2 and a different reviewer '
-    'from stage 1. Returns {item} or {item: null, reason: queue_empty}.';
+    'its revision history. Never your own annotation nor another read of an image you annotated; stage 2 needs '
+    'review level 2 in the project and a different reviewer from stage 1. Returns {item} or {item: null, reason: queue_empty}.';
 
 CREATE OR REPLACE FUNCTION api.approve(item_id bigint, comment text DEFAULT '')
 RETURNS jsonb

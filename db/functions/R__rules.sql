@@ -118,7 +118,7 @@ DECLARE
     me bigint := core.require_role('admin');
     r core.work_rule;
 BEGIN
-    PERFORM core.require_member(project_id);
+    PERFORM core.require_project_role('admin', project_id);
     r.project_id := project_id;
     r.name := name;
     r.source_classes := source_classes;
@@ -157,7 +157,7 @@ DECLARE
 BEGIN
     PERFORM core.require_role('admin');
     SELECT * INTO r FROM core.work_rule x WHERE x.id = rule_id FOR UPDATE;
-    IF NOT FOUND OR NOT auth.is_member(r.project_id) THEN
+    IF NOT FOUND OR NOT core.admin_of(r.project_id) THEN
         RAISE EXCEPTION 'work rule % not found', rule_id USING ERRCODE = 'P0002';
     END IF;
     IF jsonb_typeof(patch) IS DISTINCT FROM 'object' THEN
@@ -207,7 +207,7 @@ DECLARE
 BEGIN
     PERFORM core.require_role('admin');
     SELECT r.project_id INTO pid FROM core.work_rule r WHERE r.id = rule_id;
-    IF pid IS NULL OR NOT auth.is_member(pid) THEN
+    IF pid IS NULL OR NOT core.admin_of(pid) THEN
         RAISE EXCEPTION 'work rule % not found', rule_id USING ERRCODE = 'P0002';
     END IF;
     n := core.generate_items(rule_id);
@@ -232,7 +232,7 @@ DECLARE
     images bigint;
 BEGIN
     PERFORM core.require_role('admin');
-    PERFORM core.require_member(project_id);
+    PERFORM core.require_project_role('admin', project_id);
     r.project_id := project_id;
     r.source_classes := source_classes;
     r.upload_batch := upload_batch;

@@ -54,7 +54,7 @@ DECLARE
     after core.taxonomy_node;
 BEGIN
     PERFORM core.require_role('admin');
-    PERFORM core.require_member(project_id);
+    PERFORM core.require_project_role('admin', project_id);
     IF parent_code IS NOT NULL THEN
         SELECT n.id INTO parent FROM core.taxonomy_node n
          WHERE n.project_id = upsert_taxonomy_node.project_id AND n.code = parent_code;
@@ -150,7 +150,7 @@ DECLARE
     before jsonb := api.descriptor_schema(project_id);
 BEGIN
     PERFORM core.require_role('admin');
-    PERFORM core.require_member(project_id);
+    PERFORM core.require_project_role('admin', project_id);
     IF jsonb_typeof(fields) IS DISTINCT FROM 'array' THEN
         PERFORM core.invalid('fields', 'must be a list of descriptor definitions');
     END IF;

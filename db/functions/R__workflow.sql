@@ -1,6 +1,19 @@
 -- The annotator's cycle: next_item, heartbeat, save_draft, submit_annotation, reject_image, release_item,
 -- plus what they read: item_detail and my_queue.
 
+CREATE OR REPLACE FUNCTION core.read_of(p_item bigint, p_image bigint, p_rule bigint) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
+-- Definer: counts the image's reads the caller may not see (the other read of a double read) without showing them.
+BEGIN
+    RETURN (SELECT jsonb_build_object('n', count(*) FILTER (WHERE o.id <= p_item), 'of', count(*))
+              FROM core.work_item o WHERE o.image_id = p_image AND o.rule_id IS NOT DISTINCT FROM p_rule
+                                      AND o.status <> 'cancelled');
+END
+$$;
+COMMENT ON FUNCTION core.read_of(bigint, bigint, bigint) IS
+    'Which read of its image an item is, as {n, of} (2 of 2 in a double read), counting reads the caller cannot see.';
+GRANT EXECUTE ON FUNCTION core.read_of(bigint, bigint, bigint) TO dl_annotator, dl_reviewer, dl_admin;
+
 CREATE OR REPLACE FUNCTION core.item_document(p_item bigint, p_full boolean) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = '' AS $$
 -- What a workspace needs to show an item. Run as the caller from item_detail (so RLS applies), and from the
@@ -12,6 +25,8 @@ BEGIN
         -- back with its annotator after a reviewer asked for changes (an item with revisions returns no other way)
         'sent_back', w.last_revision_seq > 0 AND w.status IN ('in_progress', 'edits_requested'),
         'annotator_id', w.annotator_id, 'assignee_id', w.assignee_id,
+        -- which read of a double-read image this is (1 of 2): reviewers see which read they review, not the other
+        'read', core.read_of(w.id, w.image_id, w.rule_id),
         'locked_at', w.locked_at, 'lock_expires_at', w.lock_expires_at, 'created_at', w.created_at,
         'image', jsonb_build_object('id', i.id, 'url', '/images/' || i.id, 'thumb_url', '/images/' || i.id || '/thumb',
                                     'width', i.width, 'height', i.height, 'media_type', i.media_type,
@@ -69,7 +84,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 -- of someone else, then new items by priority, the AI's uncertainty (active-learning rules only), age, id. Every pick is FOR UPDATE SKIP LOCKED, so two callers never
 -- get the same row; the unique (image, annotator) index makes double annotation impossible even in a race.
 DECLARE
-    u auth."user" := core.caller('annotator', project_id);
+    u core.actor := core.caller('annotator', project_id);
     me bigint := u.id;
     minutes integer;
     picked bigint;

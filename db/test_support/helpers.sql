@@ -13,15 +13,66 @@ CREATE FUNCTION tests.as_superuser() RETURNS void LANGUAGE sql AS $$
     SELECT set_config('role', 'none', true), set_config('request.jwt.claims', '', true);
 $$;
 
+-- A person, and the roles the test means them to have wherever it puts them (tests.join): roles are per project.
+CREATE TABLE tests.intent (user_id bigint PRIMARY KEY, roles text[], expertise text[], level int);
+GRANT ALL ON tests.intent TO PUBLIC;
+
 CREATE FUNCTION tests.user(p_email text, p_roles text[], p_expertise text[] DEFAULT '{}', p_level int DEFAULT 1)
-RETURNS bigint LANGUAGE sql AS $$
-    INSERT INTO auth."user" (email, display_name, password_hash, roles, expertise, review_level)
-    VALUES (p_email, split_part(p_email, '@', 1), crypt('correct horse battery', gen_salt('bf', 4)),
-            p_roles::auth.app_role[], p_expertise, p_level)
-    RETURNING id
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    id bigint;
+BEGIN
+    INSERT INTO auth."user" (email, display_name, password_hash)
+    VALUES (p_email, split_part(p_email, '@', 1), crypt('correct horse battery', gen_salt('bf', 4)))
+    RETURNING "user".id INTO id;
+    INSERT INTO tests.intent VALUES (id, p_roles, p_expertise, p_level);
+    RETURN id;
+END
 $$;
 
--- A project with people, a small taxonomy, a descriptor schema, n images and one rule with items.
+-- An organization, as the operator would create it.
+CREATE FUNCTION tests.org(p_name text) RETURNS bigint LANGUAGE sql AS $$
+    INSERT INTO core.organization (name) VALUES (p_name) RETURNING id
+$$;
+
+-- Puts a person in a project (and its organization) with the roles tests.user gave them: admin becomes admin of
+-- the project, analyst analyst of the organization.
+CREATE FUNCTION tests.join(p_project bigint, p_user bigint) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    i tests.intent;
+BEGIN
+    SELECT * INTO i FROM tests.intent WHERE user_id = p_user;
+    INSERT INTO core.org_member (organization_id, user_id, analyst)
+    SELECT p.organization_id, p_user, coalesce('analyst' = ANY (i.roles), false) FROM core.project p
+     WHERE p.id = p_project
+    ON CONFLICT DO NOTHING;
+    INSERT INTO core.project_member (project_id, user_id, annotator, reviewer, admin, review_level, expertise)
+    VALUES (p_project, p_user, coalesce('annotator' = ANY (i.roles), false),
+            coalesce('reviewer' = ANY (i.roles), false), coalesce('admin' = ANY (i.roles), false),
+            coalesce(i.level, 1), coalesce(i.expertise, '{}'))
+    ON CONFLICT (project_id, user_id) DO UPDATE
+       SET annotator = EXCLUDED.annotator, reviewer = EXCLUDED.reviewer, admin = EXCLUDED.admin,
+           review_level = EXCLUDED.review_level, expertise = EXCLUDED.expertise;
+END
+$$;
+
+-- A project of its own organization, created by p_admin (who becomes the organization's admin).
+CREATE FUNCTION tests.project(p_admin bigint, p_name text, p_stages int DEFAULT 1) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    org bigint := tests.org('org-' || p_name);
+    pid bigint;
+BEGIN
+    INSERT INTO core.org_member (organization_id, user_id, admin) VALUES (org, p_admin, true);
+    PERFORM set_config('request.jwt.claims', jsonb_build_object('sub', p_admin)::text, true);
+    pid := (api.create_project(p_name, '', p_stages, organization_id => org) ->> 'id')::bigint;
+    PERFORM set_config('request.jwt.claims', '', true);
+    RETURN pid;
+END
+$$;
+
+-- A project with people, a small taxonomy, a descriptor schema, n images and one rule with items. Its admin
+-- administers the project's own organization; outsider holds every role in a project of another organization.
 CREATE FUNCTION tests.fixture(n_images int DEFAULT 6, stages int DEFAULT 1, per_image int DEFAULT 1,
                               max_items int DEFAULT 1000)
 RETURNS TABLE (project bigint, admin bigint, a1 bigint, a2 bigint, a3 bigint, r1 bigint, r2 bigint, r3 bigint,
@@ -40,10 +91,12 @@ BEGIN
     r2 := tests.user('r2-' || tag || '@t.org', '{reviewer}', '{}', 2);
     r3 := tests.user('r3-' || tag || '@t.org', '{reviewer}', '{}', 2);
     outsider := tests.user('out-' || tag || '@t.org', '{annotator,reviewer,admin}');
+    PERFORM tests.join(tests.project(tests.user('elsewhere-' || tag || '@t.org', '{admin}'), 'elsewhere-' || tag),
+                       outsider);
+    project := tests.project(admin, 'p-' || tag, stages);
     PERFORM set_config('request.jwt.claims', jsonb_build_object('sub', admin)::text, true);
-    project := (api.create_project('p-' || tag, '', stages) ->> 'id')::bigint;
     FOREACH u IN ARRAY ARRAY[a1, a2, a3, r1, r2, r3] LOOP
-        PERFORM api.add_project_member(project, u);
+        PERFORM tests.join(project, u);
     END LOOP;
     PERFORM api.upsert_taxonomy_node(project, 'NEO', 'Neoplasms');
     mel := (api.upsert_taxonomy_node(project, 'MEL', 'Melanoma', 'NEO', '{"malignant melanoma"}', 'C43',

@@ -1,6 +1,6 @@
 -- Sign-in in SQL: one answer for every failure, lockout, audit; user administration.
 BEGIN;
-SELECT plan(17);
+SELECT plan(18);
 
 SELECT * FROM tests.fixture(n_images => 0) \gset
 SELECT email AS a1_email FROM auth."user" WHERE id = :a1 \gset
@@ -28,15 +28,18 @@ SELECT tests.act_as(0, 'anon');
 SELECT is(api.login(:'a1_email', 'correct horse battery') ->> 'ok', 'true', 'after the lockout the password works');
 
 SELECT tests.act_as(:admin, 'admin');
-SELECT is(api.create_user('new@t.org', 'New Person', 'long enough pw', '{annotator,reviewer}') -> 'roles',
-          '["annotator", "reviewer"]'::jsonb, 'create_user with several roles');
-SELECT throws_ok($$SELECT api.create_user('x@t.org', 'X', 'short', '{annotator}')$$, '22023',
+SELECT api.create_user('new@t.org', 'New Person', 'long enough pw') AS new_user \gset
+SELECT is((:'new_user'::jsonb -> 'organizations' -> 0 ->> 'admin')::boolean, false,
+          'create_user makes a member of the admin''s organization');
+SELECT is(api.add_project_member(:project, (:'new_user'::jsonb ->> 'id')::bigint, '{annotator,reviewer}') -> 'roles',
+          '["annotator", "reviewer"]'::jsonb, 'who is given several roles in a project');
+SELECT throws_ok($$SELECT api.create_user('x@t.org', 'X', 'short')$$, '22023',
                  'password: at least 10 characters', 'a short password is refused');
-SELECT throws_ok($$SELECT api.create_user('y@t.org', 'Y', 'long enough pw', '{wizard}')$$, '22023', NULL,
+SELECT throws_ok(format($$SELECT api.add_project_member(%s, %s, '{wizard}')$$, :project, :a1), '22023', NULL,
                  'an unknown role is refused');
 SELECT tests.act_as(:a2, 'annotator');
-SELECT throws_ok(format('SELECT api.set_vacation(%s, true)', :a3), '42501', NULL,
-                 'an annotator cannot send someone else on vacation');
+SELECT throws_ok(format('SELECT api.set_vacation(%s, true)', :a3), 'P0002', NULL,
+                 'an annotator cannot send someone else on vacation (nor learn the person exists)');
 SELECT is(api.set_vacation(:a2, true) ->> 'on_vacation', 'true', 'but can go on vacation themselves');
 
 SELECT tests.as_superuser();

@@ -8,14 +8,14 @@ SELECT has_extension('citext');
 SELECT has_extension('pg_trgm');
 
 SELECT is((SELECT count(*)::int FROM pg_roles r
-            WHERE r.rolname IN ('dl_anon', 'dl_annotator', 'dl_reviewer', 'dl_admin', 'dl_analyst')
-              AND NOT r.rolcanlogin), 5, 'five NOLOGIN group roles');
+            WHERE r.rolname IN ('dl_anon', 'dl_annotator', 'dl_reviewer', 'dl_admin', 'dl_analyst', 'dl_member')
+              AND NOT r.rolcanlogin), 6, 'six NOLOGIN group roles');
 SELECT ok((SELECT rolcanlogin AND NOT rolinherit AND NOT rolsuper FROM pg_roles WHERE rolname = 'dl_authenticator'),
           'dl_authenticator logs in, does not inherit, is no superuser');
 SELECT is((SELECT count(*)::int FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
             JOIN pg_roles u ON u.oid = m.member
            WHERE u.rolname = 'dl_authenticator'
-             AND g.rolname IN ('dl_anon', 'dl_annotator', 'dl_reviewer', 'dl_admin', 'dl_analyst')), 5,
+             AND g.rolname IN ('dl_anon', 'dl_annotator', 'dl_reviewer', 'dl_admin', 'dl_analyst', 'dl_member')), 6,
           'the authenticator may switch to each group role');
 
 SELECT function_privs_are('api', 'health', ARRAY[]::text[], 'dl_anon', ARRAY['EXECUTE']);

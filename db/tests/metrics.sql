@@ -233,15 +233,15 @@ SELECT is((SELECT message FROM core.review_hint WHERE kind = 'fast_submit' AND p
 
 -- the analyst reads metrics and nothing else
 SELECT tests.act_as(:admin, 'analyst');
-SELECT lives_ok('SELECT count(*) FROM metrics.queue_by_status', 'the analyst reads the metrics views');
+SELECT lives_ok('SELECT count(*) FROM analytics.queue_by_status', 'the analyst reads the metrics (analytics views)');
 SELECT throws_ok('SELECT count(*) FROM core.work_item', '42501', NULL, 'but not the work items');
 SELECT throws_ok('SELECT count(*) FROM audit.event', '42501', NULL, 'nor the audit log');
 SELECT tests.as_superuser();
 SELECT is((SELECT count(*)::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname NOT IN ('metrics', 'pg_catalog', 'information_schema', 'tap', 'tests')
+            WHERE n.nspname NOT IN ('analytics', 'pg_catalog', 'information_schema', 'tap', 'tests')
               AND n.nspname NOT LIKE 'pg\_%' AND c.relkind IN ('r', 'v', 'm', 'p', 'f')
               AND has_table_privilege('dl_analyst', c.oid, 'SELECT')), 0,
-          'dl_analyst may SELECT from no table or view outside metrics');
+          'dl_analyst may SELECT from no table or view outside analytics');
 SELECT is((SELECT count(*)::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = 'metrics' AND (has_table_privilege('dl_analyst', c.oid, 'INSERT')
                                              OR has_table_privilege('dl_analyst', c.oid, 'UPDATE')

@@ -10,11 +10,15 @@ SELECT set_eq($$
        AND has_function_privilege(r.oid, p.oid, 'EXECUTE')$$,
   $$ SELECT f || ':dl_' || r FROM (VALUES
         ('health', '{anon,annotator,reviewer,admin,analyst}'::text[]),
-        ('login', '{anon}'), ('me', '{annotator,reviewer,admin,analyst}'),
-        ('logout', '{annotator,reviewer,admin,analyst}'), ('change_password', '{annotator,reviewer,admin,analyst}'),
+        ('login', '{anon}'), ('me', '{annotator,reviewer,admin,analyst,member}'),
+        ('logout', '{annotator,reviewer,admin,analyst,member}'),
+        ('change_password', '{annotator,reviewer,admin,analyst,member}'),
         ('set_password', '{admin}'),
-        ('create_user', '{admin}'), ('set_user_roles', '{admin}'), ('set_vacation', '{annotator,reviewer,admin}'),
+        ('create_user', '{admin}'), ('set_user_active', '{admin}'), ('set_vacation', '{annotator,reviewer,admin,member}'),
         ('create_project', '{admin}'), ('add_project_member', '{admin}'), ('register_image', '{admin}'),
+        ('set_project_roles', '{admin}'), ('remove_project_member', '{admin}'),
+        ('create_organization', '{admin}'), ('list_organizations', '{admin}'), ('add_organization_member', '{admin}'),
+        ('set_organization_roles', '{admin}'), ('remove_organization_member', '{admin}'),
         ('upsert_taxonomy_node', '{admin}'), ('set_descriptor_schema', '{admin}'),
         ('search_taxonomy', '{annotator,reviewer,admin}'), ('descriptor_schema', '{annotator,reviewer,admin}'),
         ('taxonomy_tree', '{annotator,reviewer,admin}'),
@@ -26,12 +30,12 @@ SELECT set_eq($$
         ('next_review', '{reviewer}'), ('approve', '{reviewer}'), ('request_changes', '{reviewer}'),
         ('set_item_priority', '{admin}'), ('reassign_item', '{admin}'), ('reassign_user_items', '{admin}'), ('cancel_item', '{admin}'),
         ('resolve_flag', '{admin}'), ('open_flags', '{admin}'),
-        ('image_file', '{annotator,reviewer,admin}'), ('queue_stats', '{anon,admin,analyst}'), ('save_template', '{annotator,reviewer}'), ('my_templates', '{annotator,reviewer}'),
+        ('image_file', '{annotator,reviewer,admin}'), ('save_template', '{annotator,reviewer}'), ('my_templates', '{annotator,reviewer}'),
         ('delete_template', '{annotator,reviewer}'),
         ('set_gold', '{admin}'), ('create_consistency_rule', '{admin}'), ('set_consistency_rule_active', '{admin}'),
         ('refresh_metrics', '{admin}'), ('metrics', '{admin,analyst}'),
         ('rerun_ai', '{admin}'), ('ai_status', '{admin}'), ('configure_red_flags', '{admin}'),
-        ('ai_queue_stats', '{anon,admin,analyst}'), ('set_quality_thresholds', '{admin}'),
+        ('set_quality_thresholds', '{admin}'),
         ('project_overview', '{admin}'), ('list_users', '{admin}'),
         ('export_manifest', '{admin}'), ('import_labels', '{admin}'), ('export_page', '{admin}'), ('export_categories', '{admin}'),
         ('dicom_deid_key', '{admin}'), ('set_dicomweb_source', '{admin}'), ('dicomweb_source', '{admin}')
@@ -47,7 +51,7 @@ SELECT is((SELECT count(*)::int FROM (SELECT p.proname FROM pg_proc p JOIN pg_na
 SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname IN ('api', 'core', 'auth', 'ai')
               AND p.oid NOT IN ('auth.claims()'::regprocedure, 'auth.uid()'::regprocedure,
-                                'auth.sees_item(bigint, bigint, bigint, core.item_status, bigint)'::regprocedure,
+                                'auth.sees_work_item(bigint, bigint, bigint, core.item_status, bigint, bigint)'::regprocedure,
                                 'core.rule_takes(core.image_status, text, text, jsonb, text[], text, jsonb)'::regprocedure)
               AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')), 0,
           'every api, core and auth function pins its search_path (but the four inlined, fully qualified ones)');

@@ -5,7 +5,7 @@ SELECT plan(22);
 SELECT * FROM tests.fixture(n_images => 3, stages => 2) \gset
 
 -- a1 annotates one item; r1 doubles as annotator to prove "never your own annotation"
-UPDATE auth."user" SET roles = '{annotator,reviewer}' WHERE id = :r1;
+UPDATE core.project_member SET annotator = true WHERE user_id = :r1 AND project_id = :project;
 SELECT tests.act_as(:a1, 'annotator');
 SELECT (api.next_item(:project) -> 'item' ->> 'id')::bigint AS item \gset
 SELECT api.submit_annotation(:item, tests.content(:mel));
@@ -49,12 +49,12 @@ SELECT tests.as_superuser();
 SELECT ok((SELECT status = 'review' AND assignee_id IS NULL FROM core.work_item WHERE id = :item),
           'still in review, unlocked');
 SELECT tests.as_superuser();
-UPDATE auth."user" SET review_level = 2 WHERE id = :r1;
+UPDATE core.project_member SET review_level = 2 WHERE user_id = :r1 AND project_id = :project;
 SELECT tests.act_as(:r1, 'reviewer');
 SELECT is(api.next_review(:project) -> 'item', 'null'::jsonb,
           'even at level 2, the stage-1 reviewer never does stage 2 of the same revision');
 SELECT tests.as_superuser();
-UPDATE auth."user" SET review_level = 1 WHERE id = :r1;
+UPDATE core.project_member SET review_level = 1 WHERE user_id = :r1 AND project_id = :project;
 SELECT tests.act_as(:r2, 'reviewer');
 SELECT api.approve(:own);  -- r2 finishes stage 1 of the other item first
 SELECT tests.act_as(:r3, 'reviewer');
@@ -66,11 +66,11 @@ SELECT is((SELECT array_agg(stage::text || ':' || decision::text || ':' || (revi
              FROM core.review WHERE item_id = :item),
           ARRAY['1:changes_requested:false', '1:approved:false', '2:approved:true'], 'the review history');
 SELECT tests.as_superuser();
-UPDATE auth."user" SET review_level = 1 WHERE id = :r3;
+UPDATE core.project_member SET review_level = 1 WHERE user_id = :r3 AND project_id = :project;
 SELECT tests.act_as(:r3, 'reviewer');
 SELECT is(api.next_review(:project) -> 'item', 'null'::jsonb, 'a level-1 reviewer never takes a stage-2 item');
 SELECT tests.as_superuser();
-UPDATE auth."user" SET review_level = 2 WHERE id = :r3;
+UPDATE core.project_member SET review_level = 2 WHERE user_id = :r3 AND project_id = :project;
 SELECT tests.act_as(:r3, 'reviewer');
 SELECT is((api.next_review(:project) -> 'item' ->> 'id')::bigint, :own::bigint, 'at level 2 they do');
 

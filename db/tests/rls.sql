@@ -30,8 +30,10 @@ SELECT is((SELECT count(*)::int FROM core.annotation_draft), 0, 'a reviewer sees
 SELECT tests.act_as(:admin, 'admin');
 SELECT is((SELECT count(*)::int FROM core.work_item), 4, 'an admin sees every item of their project');
 SELECT tests.act_as(:outsider, 'admin');
-SELECT is((SELECT count(*)::int FROM core.work_item) + (SELECT count(*)::int FROM core.image)
-          + (SELECT count(*)::int FROM core.project), 0, 'an admin of no project sees none of it');
+SELECT is((SELECT count(*)::int FROM core.work_item WHERE project_id = :project)
+          + (SELECT count(*)::int FROM core.image WHERE project_id = :project)
+          + (SELECT count(*)::int FROM core.project WHERE id = :project), 0,
+          'an admin of another organization''s project sees none of this one');
 SELECT throws_ok(format('SELECT api.item_detail(%s)', :i1), 'P0002', NULL, 'and item_detail says not found');
 
 SELECT tests.act_as(:a1, 'annotator');

@@ -36,7 +36,7 @@ SELECT throws_ok(format($$SELECT api.preview_work_rule(%s, metadata_filter => '[
                  'metadata_filter: must be a JSON object matched by containment',
                  'a metadata filter must be an object (the checks of create_work_rule)');
 SELECT tests.as_superuser();
-SELECT tests.act_as(tests.user('other-admin-' || md5(random()::text) || '@t.org', '{admin}'), 'admin');
+SELECT tests.act_as(:outsider, 'admin');
 SELECT throws_ok(format('SELECT api.preview_work_rule(%s)', :project), 'P0002', NULL,
                  'an admin of other projects finds no such project');
 SELECT tests.act_as(:a1, 'annotator');

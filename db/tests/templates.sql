@@ -16,7 +16,8 @@ SELECT is(api.save_template('border', 'Please outline the whole lesion.') ->> 'n
           'a reviewer keeps comment templates');
 SELECT is(jsonb_array_length(api.my_templates()), 1, 'and sees only theirs');
 SELECT tests.as_superuser();
-UPDATE auth."user" SET roles = '{analyst}' WHERE id = :r2;
+UPDATE core.project_member SET reviewer = false WHERE user_id = :r2;
+UPDATE core.org_member SET analyst = true WHERE user_id = :r2;
 SELECT tests.act_as(:r2, 'analyst');
 SELECT throws_ok($$SELECT api.save_template('x', 'y')$$, '42501', NULL, 'analysts have no templates');
 

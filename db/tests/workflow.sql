@@ -177,8 +177,8 @@ SELECT throws_ok(format($$SELECT api.submit_annotation(%s, '{}')$$, :item1), 'P0
 SELECT tests.act_as(:r1, 'reviewer');
 SELECT throws_ok(format('SELECT api.next_item(%s)', :project), '42501', NULL, 'a reviewer cannot call next_item');
 SELECT tests.act_as(:r1, 'annotator');
-SELECT throws_ok(format('SELECT api.next_item(%s)', :project), '42501', 'permission denied: this needs the annotator role',
-                 'the SQL role alone is not enough: the user must hold the role');
+SELECT throws_ok(format('SELECT api.next_item(%s)', :project), 'P0002', format('project %s not found', :project),
+                 'the SQL role alone is not enough: the user must hold the role in the project');
 
 SELECT * FROM finish();
 ROLLBACK;

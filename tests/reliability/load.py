@@ -14,7 +14,7 @@ import httpx
 import psycopg
 from PIL import Image
 
-from sqlcall import PASSWORD, call, make_project, make_user
+from sqlcall import PASSWORD, join, make_project, make_user
 
 
 @dataclass
@@ -33,8 +33,7 @@ def make_load_team(conn: psycopg.Connection, tag: str, annotators: int, reviewer
     w = make_project(conn, tag, n_images=images, annotators=annotators, reviewers=reviewers)
     emails = [f"up{i}-{tag}@t.org" for i in range(uploaders)]
     for email in emails:
-        call(conn, w["admin"], "admin", "add_project_member", project_id=w["project"],
-             user_id=make_user(conn, email, ["admin"]))
+        join(conn, w["admin"], w["project"], make_user(conn, email, ["admin"]))
     return Team(w["project"], w["class"], w["admin"], w["annotator_emails"], w["reviewer_emails"], emails)
 
 

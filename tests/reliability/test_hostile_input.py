@@ -52,7 +52,9 @@ def state(database_url: str, images_root: Path) -> tuple:
         rows = conn.execute("""
             SELECT (SELECT count(*) FROM core.image), (SELECT count(*) FROM auth.session),
                    (SELECT count(*) FROM core.annotation_draft), (SELECT count(*) FROM core.project),
-                   (SELECT md5(string_agg(u.id || u.roles::text || u.active, ',' ORDER BY u.id)) FROM auth."user" u),
+                   (SELECT md5(string_agg(u.id || u.active::text || u.operator::text, ',' ORDER BY u.id)) FROM auth."user" u)
+                   || (SELECT md5(string_agg(m::text, ',' ORDER BY m.project_id, m.user_id)) FROM core.project_member m)
+                   || (SELECT md5(string_agg(o::text, ',' ORDER BY o.organization_id, o.user_id)) FROM core.org_member o),
                    (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                      WHERE n.nspname IN ('core', 'auth', 'audit', 'metrics', 'api'))""").fetchone()
     files = sorted(str(p.relative_to(images_root)) for p in images_root.rglob("*") if p.is_file())

@@ -58,7 +58,9 @@ def fingerprint(database_url: str) -> tuple:
                    (SELECT md5(string_agg(w.status || ':' || coalesce(w.assignee_id, 0), ',' ORDER BY w.id))
                       FROM core.work_item w),
                    (SELECT count(*) FROM core.image), (SELECT count(*) FROM core.project),
-                   (SELECT md5(string_agg(u.roles::text || u.active, ',' ORDER BY u.id)) FROM auth."user" u),
+                   (SELECT md5(string_agg(u.active::text || u.operator::text, ',' ORDER BY u.id)) FROM auth."user" u)
+                   || (SELECT md5(string_agg(m::text, ',' ORDER BY m.project_id, m.user_id)) FROM core.project_member m)
+                   || (SELECT md5(string_agg(o::text, ',' ORDER BY o.organization_id, o.user_id)) FROM core.org_member o),
                    (SELECT count(*) FROM core.taxonomy_node), (SELECT count(*) FROM core.work_item_flag)""").fetchone()
 
 

@@ -124,20 +124,31 @@ $("rule-form").addEventListener("submit", async (e) => {
   if (out) { f.reset(); $("rule-preview").textContent = ""; }
 });
 
-// Roles, expertise and review level edited in place; the database checks them (and keeps your own admin role).
+// Roles in this project (checkboxes), expertise and review level edited in place; the database checks them (and
+// keeps your own admin role). They apply at the person's next request.
+const PROJECT_ROLES = ["annotator", "reviewer", "admin"];
 function profileInputs(m) {
   const list = (v) => v.split(",").map((x) => x.trim()).filter(Boolean);
-  const roles = el("input", null, { value: m.roles.join(", "), size: 18 });
-  roles.setAttribute("aria-label", `Roles of ${m.display_name}`);
+  const roles = el("span", null, { className: "roles" });
+  const boxes = PROJECT_ROLES.map((r) => {
+    const box = el("input", null, { type: "checkbox", checked: m.roles.includes(r), value: r });
+    box.setAttribute("aria-label", `${r[0].toUpperCase()}${r.slice(1)} of ${m.display_name}`);
+    const label = el("label");
+    label.append(box, ` ${r}`);
+    roles.append(label);
+    return box;
+  });
   const expertise = el("input", null, { value: (m.expertise || []).join(", "), size: 12 });
   expertise.setAttribute("aria-label", `Expertise of ${m.display_name}`);
   const level = el("input", null, { type: "number", min: 1, max: 2, value: m.review_level });
   level.setAttribute("aria-label", `Review level of ${m.display_name}`);
   // no re-render after saving: the inputs already show what was saved, and re-rendering the table would throw away
   // what the admin is typing in the next field (the change event fires as focus moves on)
-  const save = () => act("set_user_roles", { user_id: m.id, roles: list(roles.value), expertise: list(expertise.value),
-                                             review_level: Number(level.value) }, async () => {});
-  for (const input of [roles, expertise, level]) input.addEventListener("change", save);
+  const save = () => act("set_project_roles", { project_id: project, user_id: m.id,
+                                                roles: boxes.filter((b) => b.checked).map((b) => b.value),
+                                                expertise: list(expertise.value), review_level: Number(level.value) },
+                         async () => {});
+  for (const input of [...boxes, expertise, level]) input.addEventListener("change", save);
   return [roles, expertise, level];
 }
 
@@ -164,6 +175,7 @@ function renderMembers() {
     const vac = el("input", null, { type: "checkbox", checked: m.on_vacation });
     vac.setAttribute("aria-label", `${m.display_name} on vacation`);
     vac.addEventListener("change", () => act("set_vacation", { user_id: m.id, on_vacation: vac.checked }));
+    vac.disabled = !m.manageable;  // the person's account is their organization admin's (or their own) to change
     for (const c of [m.display_name, m.email, ...profileInputs(m), m.holding, m.waiting_for_edits, vac,
                      coverFor(m)]) {
       const td = el("td"); td.append(c instanceof Node ? c : String(c)); tr.append(td);
@@ -173,14 +185,15 @@ function renderMembers() {
   rpc("list_users").then((users) => {
     const inside = new Set(overview.members.map((m) => m.id));
     $("nonmembers").replaceChildren(...users.filter((u) => !inside.has(u.id) && u.active)
-      .map((u) => new Option(`${u.display_name} <${u.email}> (${u.roles.join(", ")})`, u.id)));
+      .map((u) => new Option(`${u.display_name} <${u.email}>`, u.id)));
   }).catch(fail);
 }
 
 $("member-form").addEventListener("submit", (e) => {
   e.preventDefault();
   const id = Number($("nonmembers").value);
-  if (id) act("add_project_member", { project_id: project, user_id: id });
+  const roles = [...e.target.querySelectorAll('input[name="roles"]:checked')].map((c) => c.value);
+  if (id) act("add_project_member", { project_id: project, user_id: id, roles });
 });
 
 $("user-form").addEventListener("submit", async (e) => {
@@ -188,10 +201,13 @@ $("user-form").addEventListener("submit", async (e) => {
   const f = e.target;
   const roles = [...f.querySelectorAll('input[name="roles"]:checked')].map((c) => c.value);
   const expertise = f.expertise.value.split(",").map((s) => s.trim()).filter(Boolean);
-  const user = await act("create_user", { email: f.email.value, display_name: f.display_name.value, password: f.password.value,
-                                          roles, expertise, review_level: Number(f.review_level.value) }, async () => {});
+  const user = await act("create_user", { email: f.email.value, display_name: f.display_name.value,
+                                          password: f.password.value, organization_id: overview.organization_id,
+                                          analyst: roles.includes("analyst") }, async () => {});
   if (user) {
-    await act("add_project_member", { project_id: project, user_id: user.id });
+    await act("add_project_member", { project_id: project, user_id: user.id,
+                                      roles: roles.filter((r) => r !== "analyst"), expertise,
+                                      review_level: Number(f.review_level.value) });
     f.reset();
   }
 });

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import weakref
 
 import msgspec
 import psycopg
@@ -20,6 +22,10 @@ from .storage import StorageError
 
 MAX_BYTES = int(os.environ.get("DL_MAX_UPLOAD_MB", "40")) * 1024 * 1024
 MAX_REQUEST_BYTES = int(os.environ.get("DL_MAX_REQUEST_MB", "1024")) * 1024 * 1024
+log = logging.getLogger("dermlabel.images")
+# one upload at a time per image in this process: a refused upload deleting the files it created must not delete
+# those a concurrent upload of the same image has just registered
+_LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
 class Intake:
@@ -40,6 +46,34 @@ class Intake:
             self._key = Key(doc["secret"], doc["date_offset_days"])
         return self._key
 
+    async def _store_and_register(self, files: list[tuple[str, bytes, str]], args: dict) -> bytes:
+        """Bytes first, the row second (a registered image always has its bytes, and the AI worker the row wakes
+        finds them); when SQL then refuses (project not found, a conflict, any error) the files this upload
+        created are deleted again, so a refused upload leaves nothing behind. Files that were there before (the
+        same image uploaded earlier) are left alone."""
+        created: list[str] = []
+        storage = self.state.storage
+        try:
+            for key, data, media_type in files:
+                if not await storage.exists(key):
+                    created.append(key)
+                await storage.put(key, data, media_type)
+        except StorageError:
+            await self._discard(created)
+            raise ApiError(503, "PT503", "image storage is unavailable, nothing was saved; try again") from None
+        try:
+            return await rpc.call(self.state.pool, self.register, self.caller, args, self.rid)
+        except BaseException:
+            await self._discard(created)
+            raise
+
+    async def _discard(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                await self.state.storage.delete(key)
+            except (StorageError, ValueError) as exc:
+                log.error("request %s: could not delete %s after a refused upload: %s", self.rid, key, exc)
+
     async def add(self, name: str, raw: bytes, source_class: str | None, batch: str | None) -> dict:
         """One file: cleaned (or de-identified and rendered, for DICOM), bytes stored, then registered. Returns the
         file's result; a refused file is a result with its 4xx status, not an exception."""
@@ -53,22 +87,17 @@ class Intake:
         except Rejected as exc:
             return {"filename": name, "status": exc.status, "error": str(exc)}
         key = f"images/{pid}/{img.sha256}.{img.ext}"
-        try:
-            # bytes first, the row second: a registered image always has its bytes
-            await self.state.storage.put(key, img.data, img.media_type)
-            await self.state.storage.put(f"thumbs/{pid}/{img.sha256}.jpg", img.thumb, "image/jpeg")
-            if img.dicom is not None:
-                await self.state.storage.put(f"dicom/{pid}/{img.sha256}.dcm", img.dicom, "application/dicom")
-        except StorageError:
-            raise ApiError(503, "PT503", "image storage is unavailable, nothing was saved; try again") from None
-        # a DICOM file's name often carries the patient's: it goes with the rest of the identifying data
+        files = [(key, img.data, img.media_type), (f"thumbs/{pid}/{img.sha256}.jpg", img.thumb, "image/jpeg")]
+        if img.dicom is not None:
+            files.append((f"dicom/{pid}/{img.sha256}.dcm", img.dicom, "application/dicom"))
+        # the name the file had is not data: it is answered to the uploader below, and kept nowhere (a photo's
+        # name is often the patient's: 'Doe_Jane_MRN….jpg')
         metadata = {"removed_metadata": img.removed, **img.metadata}
-        if img.dicom is None:
-            metadata["original_filename"] = name
-        out = await rpc.call(self.state.pool, self.register, self.caller, {
-            "project_id": pid, "storage_key": key, "sha256": img.sha256, "width": img.width,
-            "height": img.height, "media_type": img.media_type, "source_class": source_class,
-            "upload_batch": batch, "metadata": metadata}, self.rid)
+        async with _LOCKS.setdefault(f"{pid}/{img.sha256}", asyncio.Lock()):
+            out = await self._store_and_register(files, {
+                "project_id": pid, "storage_key": key, "sha256": img.sha256, "width": img.width,
+                "height": img.height, "media_type": img.media_type, "source_class": source_class,
+                "upload_batch": batch, "metadata": metadata})
         return {"filename": name, "status": 200, **msgspec.json.decode(out), "width": img.width,
                 "height": img.height, "media_type": img.media_type, "removed_metadata": img.removed,
                 **({"dicom": {k: img.metadata["dicom"][k] for k in ("frames", "modality", "patient_pseudonym")}}
@@ -92,6 +121,10 @@ async def upload(request: Request, state: State, project_id: int) -> Response[by
     rid = request_id(request)
     caller = identify(request, state.tokens)
     intake = Intake(state, caller, project_id, rid)
+    try:  # may this caller upload here at all? Asked before a byte of the body is read
+        await rpc.call(state.pool, state.catalog.get("upload_target"), caller, {"project_id": project_id}, rid)
+    except psycopg.Error as exc:
+        return errors.from_sql(exc, caller.anonymous, rid)
     form = await request.form()
     files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
     if not files:

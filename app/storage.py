@@ -24,6 +24,8 @@ def check_key(key: str) -> str:
 class Storage(Protocol):
     async def put(self, key: str, data: bytes, content_type: str) -> None: ...
     async def get(self, key: str) -> bytes | None: ...
+    async def exists(self, key: str) -> bool: ...
+    async def delete(self, key: str) -> None: ...  # a missing key is not an error
     async def ping(self) -> None: ...
 
 
@@ -58,6 +60,20 @@ class LocalStorage:
             return await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise StorageError(str(exc)) from exc
+
+    async def exists(self, key: str) -> bool:
+        path = self._path(key)
+        try:
+            return await asyncio.to_thread(path.is_file)
+        except OSError as exc:
+            raise StorageError(str(exc)) from exc
+
+    async def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            await asyncio.to_thread(path.unlink, True)
         except OSError as exc:
             raise StorageError(str(exc)) from exc
 
@@ -97,6 +113,23 @@ class S3Storage:
             return await asyncio.to_thread(obj["Body"].read)
         except self.client.exceptions.NoSuchKey:
             return None
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+
+    async def exists(self, key: str) -> bool:
+        full = self._key(key)
+        try:
+            await asyncio.to_thread(self.client.head_object, Bucket=self.bucket, Key=full)
+            return True
+        except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise StorageError(str(exc)) from exc
+
+    async def delete(self, key: str) -> None:
+        full = self._key(key)
+        try:
+            await asyncio.to_thread(self.client.delete_object, Bucket=self.bucket, Key=full)
         except Exception as exc:
             raise StorageError(str(exc)) from exc
 

@@ -47,6 +47,11 @@ async def test_put_get_and_missing_keys(s3_server):
     await store.put("images/1/abc.png", b"\x89PNG bytes", "image/png")
     assert await store.get("images/1/abc.png") == b"\x89PNG bytes"
     assert await store.get("images/1/nothing.png") is None
+    assert await store.exists("images/1/abc.png") and not await store.exists("images/1/nothing.png")
+    await store.put("images/1/gone.png", b"x", "image/png")
+    await store.delete("images/1/gone.png")  # what a refused upload does with the files it wrote
+    assert not await store.exists("images/1/gone.png") and await store.get("images/1/gone.png") is None
+    await store.delete("images/1/gone.png")  # deleting what is not there is no error
     obj = boto3.client("s3", endpoint_url=url).get_object(Bucket="images", Key="prefix/images/1/abc.png")
     assert obj["ContentType"] == "image/png"
     with pytest.raises(ValueError):

@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import httpx
+from PIL import Image
 
+from .. import imaging
 from .config import StageConfig
 
 
@@ -55,6 +59,24 @@ async def _post_image(client: httpx.AsyncClient, cfg: StageConfig, data: bytes, 
     return body, round((time.perf_counter() - t0) * 1000)
 
 
+def _rebuilt_png(data: bytes) -> bytes:
+    """A service's standardised image stored like every raster we keep: decoded, rebuilt from its pixels alone as
+    a PNG (whatever text or EXIF the service wrote into its answer stays behind)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = imaging.MAX_PIXELS
+            img = Image.open(io.BytesIO(data))
+            img.load()
+            upright, icc = imaging.storable(img)
+            if upright.mode not in ("1", "L", "LA", "RGB", "RGBA", "I;16"):
+                upright = upright.convert("RGB")
+            return imaging.encode(upright, "PNG", icc)
+    except Exception as exc:  # Pillow raises many types for what is not an image; Rejected for what we refuse
+        raise StageError(f"standardised image is not an image we can store ({type(exc).__name__})",
+                         permanent=True) from None
+
+
 async def crop_http(client: httpx.AsyncClient, cfg: StageConfig, job: dict, image: bytes) -> Result:
     body, ms = await _post_image(client, cfg, image, job["media_type"])
     payload = {k: body[k] for k in ("box", "lesion_found", "lesion_area_fraction", "disclaimer") if k in body}
@@ -65,10 +87,11 @@ async def crop_http(client: httpx.AsyncClient, cfg: StageConfig, job: dict, imag
             png = base64.b64decode(std["png_base64"], validate=True)
         except ValueError as exc:
             raise StageError(f"standardised image is not base64: {exc}", permanent=True)
+        png = await asyncio.to_thread(_rebuilt_png, png)
         key = f"derived/{job['project_id']}/{job['sha256']}/std-{hashlib.sha256(png).hexdigest()[:16]}.png"
-        files.append((key, png, std.get("media_type", "image/png")))
+        files.append((key, png, "image/png"))
         payload["standardised"] = {"storage_key": key, "width": std.get("width"), "height": std.get("height"),
-                                   "media_type": std.get("media_type", "image/png"),
+                                   "media_type": "image/png",
                                    **({"colour_normalisation": std["colour_normalisation"]}
                                       if "colour_normalisation" in std else {})}
     return Result(str(body.get("model") or cfg.url), str(body.get("version") or "unknown"), payload, ms, files)

@@ -2,10 +2,10 @@
 the shades-of-grey method (Minkowski p = 6), the usual colour constancy step for dermoscopy models."""
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from PIL import Image
+
+from ..imaging import encode
 
 SIZE = 512
 MARGIN = 0.15
@@ -35,6 +35,5 @@ def standardise(img: Image.Image, b: dict) -> bytes:
     cx, cy = b["x"] + b["width"] / 2, b["y"] + b["height"] / 2
     side = max(b["width"], b["height"])
     square = img.crop((int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2)))
-    out = io.BytesIO()
-    shades_of_grey(square.resize((SIZE, SIZE), Image.LANCZOS)).save(out, "PNG")
-    return out.getvalue()
+    # rebuilt from pixels like every raster DermLabel stores: nothing of the source's metadata comes along
+    return encode(shades_of_grey(square.resize((SIZE, SIZE), Image.LANCZOS)), "PNG")

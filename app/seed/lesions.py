@@ -2,11 +2,12 @@
 asymmetry on a skin tone from Fitzpatrick I to VI. Synthetic and deterministic per seed; not clinical data."""
 from __future__ import annotations
 
-import io
 import math
 import random
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
+
+from ..imaging import encode
 
 SKIN = {"I": (246, 222, 206), "II": (232, 196, 170), "III": (208, 164, 130), "IV": (170, 120, 86),
         "V": (122, 82, 58), "VI": (78, 52, 38)}
@@ -60,8 +61,7 @@ def lesion(seed: int, size: tuple[int, int] = (1024, 768), dermoscopy: bool = Tr
         field = Image.new("L", size, 0)
         ImageDraw.Draw(field).ellipse((w / 2 - h * 0.48, h * 0.02, w / 2 + h * 0.48, h * 0.98), fill=255)
         base = Image.composite(base, Image.new("RGB", size, (8, 8, 8)), field.filter(ImageFilter.GaussianBlur(6)))
-    out = io.BytesIO()
-    base.save(out, "PNG", optimize=False)
+    png = encode(base, "PNG", optimize=False)
     diameter_mm = round(2 * radius / min(w, h) * 15, 1)  # as if the field of view were 15 mm
-    return out.getvalue(), {"fitzpatrick": fitz, "colours": colours, "irregularity": irregular,
+    return png, {"fitzpatrick": fitz, "colours": colours, "irregularity": irregular,
                             "asymmetry": stretch, "synthetic_diameter_mm": diameter_mm}

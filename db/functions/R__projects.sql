@@ -182,6 +182,7 @@ BEGIN
     IF metadata IS NOT NULL AND jsonb_typeof(metadata) <> 'object' THEN
         PERFORM core.invalid('metadata', 'must be a JSON object');
     END IF;
+    metadata := metadata - 'original_filename';  -- a file's name is often the patient's: never kept
     INSERT INTO core.image (project_id, storage_key, sha256, width, height, media_type, source_class,
                             upload_batch, metadata, uploaded_by)
     VALUES (project_id, storage_key, lower(sha256), width, height, media_type, source_class, upload_batch,
@@ -205,6 +206,20 @@ COMMENT ON FUNCTION api.register_image(bigint, text, text, integer, integer, tex
     'Admin: records an uploaded image (bytes already stored under storage_key). A second upload of the same '
     'sha256 in the project returns the existing id with duplicate=true. Active matching rules create items.';
 
+CREATE OR REPLACE FUNCTION api.upload_target(project_id bigint)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
+BEGIN
+    PERFORM core.require_role('admin');
+    PERFORM core.require_project_role('admin', project_id);
+    RETURN jsonb_build_object('project_id', project_id, 'partner', false);
+END
+$$;
+COMMENT ON FUNCTION api.upload_target(bigint) IS
+    'Admin of the project: answers when you may upload images into it (404 otherwise). The upload route asks it '
+    'before reading any file, so a refused upload reads, writes and stores nothing.';
+
+GRANT EXECUTE ON FUNCTION api.upload_target(bigint) TO dl_admin;
 GRANT EXECUTE ON FUNCTION api.create_project(text, text, integer, integer, bigint),
                           api.add_project_member(bigint, bigint, text[], integer, text[]),
                           api.set_project_roles(bigint, bigint, text[], integer, text[]),

@@ -16,7 +16,7 @@ SELECT set_eq($$
         ('set_password', '{admin}'),
         ('create_user', '{admin}'), ('set_user_active', '{admin}'), ('set_vacation', '{annotator,reviewer,admin,member}'),
         ('create_project', '{admin}'), ('add_project_member', '{admin}'), ('register_image', '{admin}'),
-        ('set_project_roles', '{admin}'), ('remove_project_member', '{admin}'),
+        ('set_project_roles', '{admin}'), ('upload_target', '{admin}'), ('remove_project_member', '{admin}'),
         ('create_organization', '{admin}'), ('list_organizations', '{admin}'), ('add_organization_member', '{admin}'),
         ('set_organization_roles', '{admin}'), ('remove_organization_member', '{admin}'),
         ('upsert_taxonomy_node', '{admin}'), ('set_descriptor_schema', '{admin}'),

@@ -12,8 +12,11 @@ DECLARE
     failure constant jsonb := jsonb_build_object('ok', false, 'error', 'invalid_credentials',
                                                  'message', 'Wrong email or password, or the account is locked.');
 BEGIN
-    -- with search_path '' a plain = would be pg_catalog's case-sensitive text equality: name citext's own
-    SELECT * INTO u FROM auth."user" x WHERE x.email OPERATOR(public.=) login.email::public.citext FOR UPDATE;
+    -- by the email's one form (auth.email_key): ＡＤＭＩＮ@… finds admin@…; a lookalike with an invisible or
+    -- foreign-script character has none (NULL) and takes the unknown-email path below, like any unknown address.
+    -- With search_path '' a plain = would be pg_catalog's text equality: name citext's own (the unique index's).
+    SELECT * INTO u FROM auth."user" x
+     WHERE x.email OPERATOR(public.=) auth.email_key(login.email)::public.citext FOR UPDATE;
     IF NOT FOUND THEN
         -- spend the same time as a real check, so timing does not reveal which emails exist
         PERFORM public.crypt(coalesce(password, ''), public.gen_salt('bf', 10));
@@ -186,7 +189,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
     u auth."user";
 BEGIN
-    SELECT * INTO u FROM auth."user" x WHERE x.email OPERATOR(public.=) p_email::public.citext;
+    SELECT * INTO u FROM auth."user" x WHERE x.email OPERATOR(public.=) auth.email_key(p_email)::public.citext;
     IF NOT FOUND OR NOT u.active THEN
         PERFORM core.audit('login_failed', 'user', u.id, NULL,
                            jsonb_build_object('method', 'oidc', 'issuer', p_issuer,

@@ -75,7 +75,8 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM core.organization g WHERE g.id = organization_id) THEN
         RAISE EXCEPTION 'organization % not found', organization_id USING ERRCODE = 'P0002';
     END IF;
-    SELECT u.id INTO who FROM auth."user" u WHERE u.email OPERATOR(public.=) add_organization_member.email::public.citext;
+    SELECT u.id INTO who FROM auth."user" u
+     WHERE u.email OPERATOR(public.=) auth.email_key(add_organization_member.email)::public.citext;
     IF who IS NULL THEN
         RAISE EXCEPTION 'no account has the email %', email USING ERRCODE = 'P0002';
     END IF;
@@ -162,7 +163,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
     who bigint;
 BEGIN
-    SELECT u.id INTO who FROM auth."user" u WHERE u.email OPERATOR(public.=) p_email::public.citext;
+    SELECT u.id INTO who FROM auth."user" u WHERE u.email OPERATOR(public.=) auth.email_key(p_email)::public.citext;
     IF who IS NULL THEN
         RAISE EXCEPTION 'no account has the email %', p_email USING ERRCODE = 'P0002';
     END IF;

@@ -1,4 +1,4 @@
-"""SQL errors to HTTP: DESIGN.md's table, and the one JSON error body every failure has."""
+"""SQL errors to HTTP: the mapping of docs/architecture.md, and the one JSON error body every failure has."""
 from __future__ import annotations
 
 import logging
@@ -53,7 +53,7 @@ def from_sql(exc: psycopg.Error, anonymous: bool, request_id: str) -> Response[b
 
 
 def as_api_error(exc: psycopg.Error, anonymous: bool, request_id: str) -> ApiError:
-    """The HTTP error for a SQL error (DESIGN.md's mapping), for handlers that raise rather than return."""
+    """The HTTP error for a SQL error (docs/architecture.md's mapping), for handlers that raise rather than return."""
     diag = exc.diag
     state = diag.sqlstate or ""
     # no SQLSTATE on an OperationalError: the connection broke or none could be had (PostgreSQL restarting, the
@@ -81,7 +81,11 @@ def as_api_error(exc: psycopg.Error, anonymous: bool, request_id: str) -> ApiErr
     if state in ("23503", "23505", "23502", "23514") and not diag.column_name:
         details = None  # constraint details can quote row values: keep them out of responses
     message = diag.message_primary or str(exc) or "error"
-    return ApiError(status, state or "PGRST400", message, details, diag.message_hint)
+    headers = None
+    if state == "PT429":  # SQL's rate limits and quotas say how long to wait in DETAIL
+        headers = {"Retry-After": diag.message_detail if (diag.message_detail or "").isdigit() else "1"}
+        details = None
+    return ApiError(status, state or "PGRST400", message, details, diag.message_hint, headers=headers)
 
 
 def from_api(exc: ApiError) -> Response[bytes]:

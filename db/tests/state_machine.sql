@@ -10,7 +10,7 @@ SELECT set_eq($$SELECT from_status::text || '>' || to_status::text FROM core.ite
                     'in_progress>rejected', 'review>done', 'review>edits_requested', 'rejected>new',
                     'rejected>cancelled', 'new>cancelled', 'in_progress>cancelled', 'review>cancelled',
                     'edits_requested>cancelled'],
-              'exactly the moves of DESIGN.md');
+              'exactly the moves of docs/architecture.md');
 
 SELECT throws_ok(format($$UPDATE core.work_item SET status = 'done' WHERE id = %s$$, :item), 'PT409',
                  NULL, 'new -> done by a direct update is refused');

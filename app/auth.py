@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ SESSION_COOKIE = "dl_session"
 CSRF_COOKIE = "dl_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+API_KEY = re.compile(r"^dl_[a-z0-9]{8}_[a-z0-9]{32}$")  # a partner key (auth.api_key), not a JWT
 ROLE_ORDER = ("admin", "reviewer", "annotator", "analyst", "member")  # member: anyone signed in
 
 
@@ -26,10 +28,11 @@ class Caller:
     tables at every request (auth.request_role), so a role granted or revoked applies at once."""
     user_id: int | None
     session: str | None = None  # the sign-in session the token belongs to (SQL checks it is live)
+    key: str | None = None  # a partner's API key, "dl_<prefix>_<secret>" (SQL proves it at every request)
 
     @property
     def anonymous(self) -> bool:
-        return self.user_id is None
+        return self.user_id is None and self.key is None
 
 
 ANONYMOUS = Caller(None)
@@ -92,7 +95,10 @@ def identify(request: Request, tokens: Tokens) -> Caller:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise ApiError(401, "PT401", "the Authorization header must be 'Bearer <token>'")
-        return tokens.verify(token.strip())
+        token = token.strip()
+        if API_KEY.match(token):
+            return Caller(None, key=token)
+        return tokens.verify(token)
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return ANONYMOUS

@@ -32,7 +32,9 @@ def make_pool(conninfo: str, min_size: int = 2, max_size: int = 16, timeout: flo
 # live (PT401 for a token of a revoked session: sign-out, password change, deactivated account), picks the role
 # from the membership tables among the kinds of caller the function is granted to (so a role granted or revoked
 # applies at the next request, whatever the token says), and sets it with the claims for this transaction.
-BEGIN_REQUEST = "SELECT auth.begin_request(%s, %s, %s, %s)"
+BEGIN_REQUEST = "SELECT auth.begin_request(%s, %s, %s, %s, %s, %s, %s)"
+# The same for a partner's API key: SQL proves the key, counts it against its quota, audits it, acts as dl_partner.
+BEGIN_KEY_REQUEST = "SELECT auth.begin_key_request(%s, %s, %s, %s, %s, %s)"
 
 
 def claims_params(candidates: list[str], claims: dict[str, Any]) -> tuple[Any, ...]:
@@ -45,7 +47,7 @@ async def call_as(conn: AsyncConnection, candidates: list[str], claims: dict[str
                   params: dict[str, Any] | None = None) -> Any:
     """Run one api call as the first of `candidates` the caller holds, with `claims`, inside the connection's
     current transaction."""
-    await conn.execute(BEGIN_REQUEST, claims_params(candidates, claims))
+    await conn.execute(BEGIN_REQUEST, (*claims_params(candidates, claims), None, None, None))
     cur = await conn.execute(query, params)
     row = await cur.fetchone()
     return row[0] if row else None

@@ -11,7 +11,7 @@ import psycopg
 from litestar import Request, Response, get, post
 from litestar.datastructures import State, UploadFile
 
-from . import errors, rpc
+from . import errors, rpc, strictjson
 from .auth import identify
 from .errors import JSON, ApiError
 from .dicom_deid import Key
@@ -23,6 +23,7 @@ from .storage import StorageError
 MAX_BYTES = int(os.environ.get("DL_MAX_UPLOAD_MB", "40")) * 1024 * 1024
 MAX_REQUEST_BYTES = int(os.environ.get("DL_MAX_REQUEST_MB", "1024")) * 1024 * 1024
 log = logging.getLogger("dermlabel.images")
+AUDITED = {"original", "thumb", "standardised", "dicom", "frame"}  # what audit.access calls each route
 # one upload at a time per image in this process: a refused upload deleting the files it created must not delete
 # those a concurrent upload of the same image has just registered
 _LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -34,9 +35,12 @@ class Intake:
 
     def __init__(self, state: State, caller, project_id: int, rid: str):
         self.state, self.caller, self.project_id, self.rid = state, caller, project_id, rid
-        self.register = state.catalog.get("register_image")
+        # a partner's key registers cases under their external id (idempotent); people register images
+        self.register = state.catalog.get("register_partner_image" if caller.key else "register_image")
         self.register.role_for(caller)  # 401/403 before any bytes are read
         self._key: Key | None = None
+        self.external_id: str | None = None
+        self.case_metadata: dict = {}
 
     async def deid_key(self) -> Key:
         if self._key is None:
@@ -80,6 +84,8 @@ class Intake:
         pid = self.project_id
         try:
             if is_dicom(raw):
+                if self.caller.key:  # the project's de-identification key is its admins' alone
+                    raise Rejected(415, "DICOM files are uploaded by the project's admins, not with an API key")
                 key = await self.deid_key()
                 img = await asyncio.to_thread(clean_dicom, raw, MAX_BYTES, key)
             else:
@@ -93,11 +99,14 @@ class Intake:
         # the name the file had is not data: it is answered to the uploader below, and kept nowhere (a photo's
         # name is often the patient's: 'Doe_Jane_MRN….jpg')
         metadata = {"removed_metadata": img.removed, **img.metadata}
+        args = {"project_id": pid, "storage_key": key, "sha256": img.sha256, "width": img.width,
+                "height": img.height, "media_type": img.media_type, "metadata": metadata}
+        if self.caller.key:
+            args.update(external_id=self.external_id, metadata={**self.case_metadata, **metadata})
+        else:
+            args.update(source_class=source_class, upload_batch=batch)
         async with _LOCKS.setdefault(f"{pid}/{img.sha256}", asyncio.Lock()):
-            out = await self._store_and_register(files, {
-                "project_id": pid, "storage_key": key, "sha256": img.sha256, "width": img.width,
-                "height": img.height, "media_type": img.media_type, "source_class": source_class,
-                "upload_batch": batch, "metadata": metadata})
+            out = await self._store_and_register(files, args)
         return {"filename": name, "status": 200, **msgspec.json.decode(out), "width": img.width,
                 "height": img.height, "media_type": img.media_type, "removed_metadata": img.removed,
                 **({"dicom": {k: img.metadata["dicom"][k] for k in ("frames", "modality", "patient_pseudonym")}}
@@ -131,6 +140,17 @@ async def upload(request: Request, state: State, project_id: int) -> Response[by
         raise ApiError(400, "PGRST400", "send one or more files in a multipart field named 'files'")
     source_class = form.get("source_class") or None
     batch = form.get("batch") or None
+    if caller.key:  # a partner's case: their id for it (one file), and optional metadata as a JSON object
+        intake.external_id = form.get("external_id") or None
+        if not intake.external_id or len(files) != 1:
+            raise ApiError(400, "PGRST400", "a partner upload is one file with an external_id field",
+                           details={"field": "external_id"})
+        try:
+            intake.case_metadata = strictjson.decode((form.get("metadata") or "{}").encode())
+        except strictjson.Refused as exc:
+            raise ApiError(400, "PGRST400", f"metadata: {exc.message}", details={"field": "metadata"}) from None
+        if not isinstance(intake.case_metadata, dict):
+            raise ApiError(400, "PGRST400", "metadata must be a JSON object", details={"field": "metadata"})
     results = []
     try:
         for f in files:
@@ -147,7 +167,9 @@ async def _serve(request: Request, state: State, image_id: int, variant: str, fr
     rid = request_id(request)
     caller = identify(request, state.tokens)
     try:
-        out = await rpc.call(state.pool, state.catalog.get("image_file"), caller, {"image_id": image_id}, rid)
+        # the read is recorded in the access audit, in the same transaction (api.image_file)
+        out = await rpc.call(state.pool, state.catalog.get("image_file"), caller,
+                             {"image_id": image_id, "variant": variant if variant in AUDITED else "original"}, rid)
     except psycopg.Error as exc:
         return errors.from_sql(exc, caller.anonymous, rid)
     info = msgspec.json.decode(out)

@@ -29,9 +29,9 @@ from .logs import access_log
 from .metrics import config as prometheus, metrics
 from .oidc import OidcConfig, oidc_callback, oidc_login
 from .export import export
-from .pages import admin_page, home, login_page, review_page, work_page
+from .pages import admin_page, home, login_page, organizations_page, review_page, work_page
 from .routes import login, logout, openapi_json, rpc_get, rpc_post, schema_page
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimit
 from .refresher import interval_from_env, refresh_forever
 from .rpc import Catalog, listen_for_reload
 from .storage import from_env as storage_from_env
@@ -72,8 +72,8 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
         app.state.tokens = Tokens(load_secret(settings.data_dir), int(os.environ.get("DL_JWT_TTL_SECONDS", "28800")))
         app.state.storage = storage_from_env(settings.data_dir)
         app.state.oidc = OidcConfig()
-        app.state.login_limit = RateLimiter(os.environ.get("DL_RATE_LOGIN", "20/60"), "sign-in attempts")
-        app.state.rpc_limit = RateLimiter(os.environ.get("DL_RATE_RPC", "1200/60"), "requests")
+        app.state.login_limit = RateLimit(os.environ.get("DL_RATE_LOGIN", "20/60"), "sign-in attempts", "login")
+        app.state.rpc_limit = RateLimit(os.environ.get("DL_RATE_RPC", "1200/60"), "requests", "rpc")
         app.state.settings_secure_cookies = os.environ.get("DL_SECURE_COOKIES", "false").lower() == "true"
         try:
             await catalog.load(pool, timeout=3)
@@ -95,7 +95,7 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
         route_handlers=[healthz, login, logout, rpc_post, rpc_get, openapi_json, upload, image, thumbnail,
                         standardised, dicom_file, dicom_frame, search_series, import_series, metrics, oidc_login,
                         oidc_callback, schema_page, dashboard, dashboard_csv,
-                        home, login_page, work_page, review_page, admin_page, export,
+                        home, login_page, work_page, review_page, admin_page, organizations_page, export,
                         create_static_files_router(path="/static", directories=[config.ROOT / "web" / "static"])],
         template_config=TemplateConfig(directory=config.ROOT / "web" / "templates", engine=JinjaTemplateEngine),
         middleware=[header_limit, access_log, prometheus.middleware],

@@ -18,7 +18,13 @@ from .routes import request_id
 
 # (path, label, roles that see it) - the navigation, role-aware
 NAV = [("/work", "Annotate", {"annotator"}), ("/review", "Review", {"reviewer"}), ("/admin", "Admin", {"admin"}),
-       ("/dashboard", "Metrics", {"admin", "analyst"}), ("/schema", "API", None)]
+       ("/dashboard", "Metrics", {"admin", "analyst"}), ("/organizations", "Organizations", {"operator"}),
+       ("/schema", "API", None)]
+
+
+def _roles(me: dict) -> set[str]:
+    """The kinds of work the person does somewhere (from api.me), and operator for the installation's operator."""
+    return set(me["roles"]) | ({"operator"} if me.get("operator") else set())
 
 
 def _caller(request: Request, state: State) -> Caller:
@@ -56,7 +62,7 @@ async def _page(request: Request, state: State, template: str, role: str, title:
     me = await _me(request, state, caller)
     if me is None:
         return _to_login(request)
-    roles = set(me["roles"])
+    roles = _roles(me)
     # the projects where the person holds this page's role (roles are per project)
     projects = [p["project_id"] for p in me.get("project_roles", []) if role in p["roles"]]
     project = request.query_params.get("project")
@@ -67,7 +73,7 @@ async def _page(request: Request, state: State, template: str, role: str, title:
         return Template(template_name="forbidden.html", status_code=403,
                         context={**context, "title": "Not for your role",
                                  "reason": f"This page is for people with the {role} role."})
-    if project_id not in projects and not (role == "admin" and not projects):
+    if project_id not in projects:
         return Template(template_name="forbidden.html", status_code=403,
                         context={**context, "title": "Not your project",
                                  "reason": f"You have no {role} role in that project (or it does not exist)."})
@@ -82,7 +88,7 @@ async def home(request: Request, state: State) -> Response:
     me = await _me(request, state, caller)
     if me is None:
         return _to_login(request)
-    roles = set(me["roles"])
+    roles = _roles(me)
     for path, _, need in NAV:
         if need and roles & need:
             return Redirect(path)
@@ -107,6 +113,24 @@ async def work_page(request: Request, state: State) -> Response:
 @get("/review", include_in_schema=False)
 async def review_page(request: Request, state: State) -> Response:
     return await _page(request, state, "review.html", "reviewer", "Review")
+
+
+@get("/organizations", include_in_schema=False)
+async def organizations_page(request: Request, state: State) -> Response:
+    """The operator's page: organizations, and who administers them (SQL refuses anyone else's calls anyway)."""
+    caller = _caller(request, state)
+    if caller.anonymous:
+        return _to_login(request)
+    me = await _me(request, state, caller)
+    if me is None:
+        return _to_login(request)
+    context = {"me": me, "nav": _nav(_roles(me), None), "project": None, "projects": [],
+               "title": "Organizations", "active": request.url.path}
+    if not me.get("operator"):
+        return Template(template_name="forbidden.html", status_code=403,
+                        context={**context, "title": "Not for your role",
+                                 "reason": "This page is for the installation's operator."})
+    return Template(template_name="organizations.html", context=context)
 
 
 @get("/admin", include_in_schema=False)

@@ -28,10 +28,11 @@ def client_ip(request: Request) -> str:
 async def _rpc(request: Request, state: State, fn_name: str, args: dict) -> Response[bytes]:
     rid = request_id(request)
     caller = identify(request, state.tokens)
-    state.rpc_limit.hit(f"user:{caller.user_id}" if caller.user_id else f"ip:{client_ip(request)}")
     fn = state.catalog.get(fn_name)
+    limit = rpc.Limit(state.rpc_limit, f"user:{caller.user_id}" if caller.user_id else
+                      f"key:{caller.key[:11]}" if caller.key else f"ip:{client_ip(request)}")
     try:
-        out = await rpc.call(state.pool, fn, caller, args, rid)
+        out = await rpc.call(state.pool, fn, caller, args, rid, limit)
     except psycopg.Error as exc:
         return errors.from_sql(exc, caller.anonymous, rid)
     return Response(out, media_type=JSON, headers={"X-Request-Id": rid})
@@ -100,7 +101,7 @@ async def login(request: Request, state: State) -> Response[bytes]:
     # per address and per account: guessing many passwords for one account, or many accounts from one place
     # the account's key as SQL would compare it: ＡＤＭＩＮ@… and admin@… share one budget
     account = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", creds.email).strip().casefold())
-    state.login_limit.hit(f"ip:{client_ip(request)}", f"email:{account}")
+    await state.login_limit.hit(state.pool, f"ip:{client_ip(request)}", f"email:{account}")
     try:
         out = await rpc.call(state.pool, state.catalog.get("login"), ANONYMOUS,
                              {"email": creds.email, "password": creds.password}, rid)

@@ -18,11 +18,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from . import strictjson
 from .auth import ROLE_ORDER, Caller
-from .db import BEGIN_REQUEST, claims_params
+from .db import BEGIN_KEY_REQUEST, BEGIN_REQUEST, claims_params
 from .errors import RETRYABLE, ApiError
+from .ratelimit import RateLimit
 
 log = logging.getLogger("dermlabel.rpc")
-DB_ROLES = ("dl_anon", "dl_annotator", "dl_reviewer", "dl_admin", "dl_analyst", "dl_member")
+DB_ROLES = ("dl_anon", "dl_annotator", "dl_reviewer", "dl_admin", "dl_analyst", "dl_member", "dl_partner")
 
 CATALOG = """
 SELECT p.proname, p.provolatile = 'v', coalesce(obj_description(p.oid, 'pg_proc'), ''),
@@ -140,6 +141,10 @@ class Function:
     def role_for(self, caller: Caller) -> list[str]:
         """The SQL roles the call may run under, in order of preference; SQL picks the first the caller holds now
         (auth.request_role). Anonymous callers are turned away here when the function is not granted to dl_anon."""
+        if caller.key:  # a partner key acts as dl_partner, and only where that is granted
+            if "dl_partner" in self.roles:
+                return ["dl_partner"]
+            raise ApiError(403, "42501", f"permission denied: an API key cannot call {self.name}")
         if caller.anonymous:
             if "dl_anon" in self.roles:
                 return ["dl_anon"]
@@ -178,9 +183,24 @@ class Catalog:
         return fn
 
 
-def _as_caller(candidates: list[str], caller: Caller, request_id: str) -> tuple[Any, ...]:
-    """BEGIN_REQUEST's parameters for this caller, the roles the function allows, and the request."""
-    return claims_params(candidates, {"sub": caller.user_id, "sid": caller.session, "request_id": request_id})
+@dataclass(frozen=True)
+class Limit:
+    """The rate limit a call is counted against: its budget and the caller's bucket."""
+    rate: RateLimit
+    bucket: str
+
+
+def _begin(fn: Function, candidates: list[str], caller: Caller, request_id: str,
+           limit: Limit | None) -> tuple[str, tuple[Any, ...]]:
+    """The request's first statement and its parameters: the session or key checked, a token taken from the
+    caller's bucket, the role picked in SQL among `candidates`, the claims set."""
+    capacity, per_second = limit.rate.budget() if limit else (None, None)
+    bucket = limit.rate.bucket(limit.bucket) if capacity else None
+    if caller.key:  # the key itself goes to SQL as a parameter, never into the claims
+        return BEGIN_KEY_REQUEST, (caller.key, candidates, json.dumps({"request_id": request_id, "call": fn.name}),
+                                   bucket, capacity, per_second)
+    claims = {"sub": caller.user_id, "sid": caller.session, "request_id": request_id}
+    return BEGIN_REQUEST, (*claims_params(candidates, claims), bucket, capacity, per_second)
 
 
 # Pipelining a large argument can deadlock (psycopg/psycopg#685 and kin): the server waits for the rest of the
@@ -208,22 +228,59 @@ def _payload_bytes(params: dict[str, Any]) -> int:
 
 
 async def call(pool: AsyncConnectionPool, fn: Function, caller: Caller, args: dict[str, Any],
-               request_id: str) -> bytes:
-    """role + claims + call + commit in one pipeline; serialization failures and deadlocks retried."""
-    role = fn.role_for(caller)  # who you are is decided before what you sent is checked
-    query, params = fn.bind(args)
-    as_caller = _as_caller(role, caller, request_id)
+               request_id: str, limit: Limit | None = None) -> bytes:
+    """role + claims + call + commit in one pipeline; serialization failures and deadlocks retried. A call that
+    fails (not for the limit itself) still takes its token from the caller's bucket: refused requests count."""
+    try:
+        return await _call(pool, fn, caller, args, request_id, limit)
+    except psycopg.Error as exc:
+        if exc.diag.sqlstate not in ("PT429", "PT401", None):  # refused after the caller was known: it counts
+            try:
+                if limit is not None:
+                    await limit.rate.take(pool, limit.bucket)
+                if caller.key:  # the key's use: audited and counted against its quota, though the call failed
+                    await _key_use(pool, caller.key, fn.name, request_id)
+            except psycopg.Error:
+                pass  # the original error is what the caller needs to hear about
+        raise
+
+
+async def _key_use(pool: AsyncConnectionPool, key: str, call_name: str, request_id: str) -> None:
+    async with pool.connection() as conn:
+        await conn.execute("SELECT set_config('request.jwt.claims', %s, true)",
+                           (json.dumps({"request_id": request_id}),))
+        await conn.execute("SELECT auth.key_request(%s, '{dl_partner}', %s)", (key, call_name))
+        await conn.commit()
+
+
+async def _may_call(pool: AsyncConnectionPool, caller: Caller, candidates: list[str]) -> None:
+    """Raises what the request's first statement would (PT401, 42501) when the caller holds none of the roles."""
+    async with pool.connection() as conn:
+        await conn.execute("SELECT auth.request_role(%s, %s, %s)", (caller.user_id, caller.session, candidates))
+        await conn.rollback()
+
+
+async def _call(pool: AsyncConnectionPool, fn: Function, caller: Caller, args: dict[str, Any],
+                request_id: str, limit: Limit | None) -> bytes:
+    candidates = fn.role_for(caller)  # who you are is decided before what you sent is checked
+    try:
+        query, params = fn.bind(args)
+    except ApiError:
+        if caller.user_id is not None:  # bad arguments: but may this person call it at all? (SQL decides)
+            await _may_call(pool, caller, candidates)
+        raise
+    begin, as_caller = _begin(fn, candidates, caller, request_id, limit)
     pipelined = _payload_bytes(params) <= PIPELINE_MAX_BYTES
     for attempt in range(4):
         try:
             async with pool.connection() as conn:
                 if pipelined:
                     async with conn.pipeline():
-                        await conn.execute(BEGIN_REQUEST, as_caller)
+                        await conn.execute(begin, as_caller)
                         cur = await conn.execute(query, params)
                         await conn.commit()
                 else:
-                    await conn.execute(BEGIN_REQUEST, as_caller)
+                    await conn.execute(begin, as_caller)
                     cur = await conn.execute(query, params)
                     await conn.commit()
                 row = await cur.fetchone()
@@ -239,12 +296,13 @@ async def call(pool: AsyncConnectionPool, fn: Function, caller: Caller, args: di
 @asynccontextmanager
 async def snapshot(pool: AsyncConnectionPool, caller: Caller, role_of: Function,
                    request_id: str) -> AsyncIterator[Callable[[Function, dict[str, Any]], Awaitable[Any]]]:
-    """One read-only REPEATABLE READ transaction as the caller, for many calls that must see the same data (a
-    streamed export reads page after page of one snapshot). Yields `call(fn, args)` returning decoded JSON."""
-    as_caller = _as_caller(role_of.role_for(caller), caller, request_id)
+    """One REPEATABLE READ transaction as the caller, for many calls that must see the same data (a streamed export
+    reads page after page of one snapshot). Yields `call(fn, args)` returning decoded JSON. Read only, but for a
+    partner key, whose use the first statement counts and audits."""
+    begin, as_caller = _begin(role_of, role_of.role_for(caller), caller, request_id, None)
     async with pool.connection() as conn:
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        await conn.execute(BEGIN_REQUEST, as_caller)
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ" + ("" if caller.key else ", READ ONLY"))
+        await conn.execute(begin, as_caller)
 
         async def call_in(fn: Function, args: dict[str, Any]) -> Any:
             query, params = fn.bind(args)
@@ -253,8 +311,11 @@ async def snapshot(pool: AsyncConnectionPool, caller: Caller, role_of: Function,
 
         try:
             yield call_in
+            if caller.key:
+                await conn.commit()  # the key's use, counted and audited
         finally:
-            await conn.rollback()  # read only: nothing to keep
+            if not conn.closed:
+                await conn.rollback()  # read only: nothing else to keep
 
 
 async def listen_for_reload(conninfo: str, catalog: Catalog, pool: AsyncConnectionPool) -> None:

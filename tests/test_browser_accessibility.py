@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from browser import signed_in_page
-from sqlcall import PASSWORD, call, make_team
+from sqlcall import PASSWORD, call, make_team, make_user
 
 import psycopg
 
@@ -50,12 +50,17 @@ def people(database_url):
         team = make_team(conn, "a11y", ann=["annotator"], rev=["reviewer"], ana=["analyst"])
         call(conn, team["admin"], "admin", "upsert_taxonomy_node", project_id=team["project"], code="MEL",
              name="Melanoma")
+        team["emails"]["op"] = f"op-{team['project']}@a11y.test"
+        op = make_user(conn, team["emails"]["op"], [])
+        conn.execute('UPDATE auth."user" SET operator = true WHERE id = %s', (op,))
+        conn.commit()
     return team
 
 
 @pytest.mark.parametrize("who,path", [("ann", "/login"), ("ann", "/"), ("ann", "/work?project={p}"),
                                       ("rev", "/review?project={p}"), ("admin", "/admin?project={p}"),
-                                      ("admin", "/dashboard?project={p}"), ("ann", "/admin?project={p}")])
+                                      ("admin", "/dashboard?project={p}"), ("ann", "/admin?project={p}"),
+                                      ("op", "/organizations")])
 def test_every_page_has_labels_and_readable_contrast(app_server, people, who, path):
     with signed_in_page(app_server.url, people["emails"][who], PASSWORD) as page:
         page.set_viewport_size({"width": 1280, "height": 800})

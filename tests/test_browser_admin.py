@@ -3,6 +3,8 @@ restored from the flags queue, a work rule created and edited, a taxonomy node a
 by the database; an annotator gets the 403 page."""
 from __future__ import annotations
 
+import re
+
 import psycopg
 import pytest
 from playwright.sync_api import expect
@@ -147,3 +149,56 @@ def test_admin_uploads_manages_rules_flags_taxonomy_and_schema(app_server, adm, 
         r = page.goto(f"/admin?project={adm['project']}")
         assert r.status == 403
         expect(page.locator("h1")).to_have_text("Not for your role")
+
+
+def test_organization_admin_adds_a_person_and_manages_a_partner_key(app_server, adm):
+    """People and per-project roles, then a partner key created (shown once) and revoked, in the page."""
+    email = f"new-{adm['project']}@adm.test"
+    with signed_in_page(app_server.url, adm["admin_email"], PASSWORD) as page:
+        page.goto(f"/admin?project={adm['project']}#people")
+        form = page.locator("#user-form")
+        form.locator("input[name=email]").fill(email)
+        form.locator("input[name=display_name]").fill("Dr New")
+        form.locator("input[name=password]").fill("a long enough password")
+        form.get_by_label("annotator").check()
+        form.get_by_label("reviewer").check()
+        form.get_by_role("button", name="Create and add to project").click()
+        expect(page.get_by_label("Reviewer of Dr New")).to_be_checked()
+        expect(page.get_by_label("Annotator of Dr New")).to_be_checked()
+        assert q(adm, "SELECT m.annotator, m.reviewer, m.admin FROM core.project_member m JOIN auth.\"user\" u "
+                      "ON u.id = m.user_id WHERE u.email = %s AND m.project_id = %s", email, adm["project"]) \
+            == [(True, True, False)]
+
+        page.goto(f"/admin?project={adm['project']}#partners")
+        keys = page.locator("#key-form")
+        keys.locator("input[name=name]").fill("Teledermatology partner")
+        keys.get_by_role("button", name="Create key").click()
+        secret = page.locator("#new-key")
+        expect(secret).to_have_value(re.compile(r"^dl_[a-z0-9]{8}_[a-z0-9]{32}$"))
+        expect(page.locator("#key-rows")).to_contain_text("active")
+        prefix = secret.input_value()[:11]
+        assert q(adm, "SELECT count(*) FROM auth.api_key WHERE prefix = %s AND revoked_at IS NULL", prefix) == [(1,)]
+        page.get_by_label(f"Revoke key Teledermatology partner ({prefix})").click()
+        expect(page.locator("#key-rows")).to_contain_text("revoked")
+        assert q(adm, "SELECT count(*) FROM auth.api_key WHERE prefix = %s AND revoked_at IS NOT NULL", prefix) == [(1,)]
+
+
+def test_the_operator_creates_an_organization_and_brings_in_its_admin(app_server, adm):
+    with psycopg.connect(adm["db"]) as conn:
+        email = f"op-{adm['project']}@adm.test"
+        conn.execute("INSERT INTO auth.\"user\" (email, display_name, password_hash, operator) "
+                     "VALUES (%s, 'Olga', crypt(%s, gen_salt('bf', 4)), true)", (email, PASSWORD))
+        conn.commit()
+    name = f"Clinic {adm['project']}"
+    with signed_in_page(app_server.url, email, PASSWORD) as page:
+        page.goto("/organizations")
+        page.locator("#org-form input[name=name]").fill(name)
+        page.locator("#org-form").get_by_role("button", name="Create").click()
+        expect(page.locator("#org-rows")).to_contain_text(name)
+        form = page.locator("#org-member-form")
+        form.locator("input[name=email]").fill(adm["ann2_email"])
+        form.get_by_role("button", name="Add").click()
+        expect(page.locator("#org-status")).to_contain_text("added")
+    assert q(adm, "SELECT o.admin FROM core.org_member o JOIN core.organization g ON g.id = o.organization_id "
+                  "JOIN auth.\"user\" u ON u.id = o.user_id WHERE g.name = %s AND u.email = %s",
+             name, adm["ann2_email"]) == [(True,)]

@@ -18,6 +18,7 @@ import httpx
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from .. import webhooks
 from ..storage import Storage, StorageError
 from . import stages
 from .breaker import Breaker
@@ -38,6 +39,7 @@ class Worker:
         self.breakers = {s: Breaker(cfg.breaker_failures, cfg.breaker_reset_seconds) for s in cfg.stages}
         self.inflight: dict[asyncio.Task, int] = {}
         self.wake = asyncio.Event()
+        self.hook_wake = asyncio.Event()  # webhook deliveries are sent by this process too (app/webhooks.py)
         self.done = self.failed = 0
         self.sagemaker = (stages.SageMaker(cfg.stages["classify"])
                           if cfg.stages["classify"].mode == "sagemaker" else None)
@@ -59,8 +61,9 @@ class Worker:
             try:
                 async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
                     await conn.execute("LISTEN dl_ai_job")
-                    async for _ in conn.notifies():
-                        self.wake.set()
+                    await conn.execute("LISTEN dl_webhook")
+                    async for note in conn.notifies():
+                        (self.hook_wake if note.channel == "dl_webhook" else self.wake).set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database restarting: try again shortly
@@ -167,6 +170,8 @@ class Worker:
         await self.pool.open(wait=False)
         self.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=self.cfg.concurrency * 2))
         listener = asyncio.create_task(self._listen())
+        hooks = asyncio.create_task(webhooks.deliver_forever(self.pool, self.http, stop, self.hook_wake,
+                                                             self.cfg.poll_seconds))
         log.info("ai worker %s: stages %s, concurrency %s", self.name,
                  {s: c.mode for s, c in self.cfg.stages.items()}, self.cfg.concurrency)
         stopper = asyncio.create_task(stop.wait())
@@ -184,6 +189,7 @@ class Worker:
         finally:
             stopper.cancel()
             listener.cancel()
+            hooks.cancel()
             await self._drain()
             await self.http.aclose()
             await self.pool.close()

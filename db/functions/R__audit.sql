@@ -39,3 +39,8 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- The access audit (V23) is partitioned: row triggers only (they reach every partition).
+DROP TRIGGER IF EXISTS append_only ON audit.access;
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON audit.access
+    FOR EACH ROW EXECUTE FUNCTION core.refuse_change();

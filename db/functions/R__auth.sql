@@ -159,26 +159,36 @@ COMMENT ON FUNCTION auth.request_role(bigint, text, text[]) IS
     'auth.begin_request by the app''s login role.';
 REVOKE EXECUTE ON FUNCTION auth.request_role(bigint, text, text[]) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION auth.begin_request(p_user bigint, p_session text, p_candidates text[], p_claims text)
+CREATE OR REPLACE FUNCTION auth.begin_request(p_user bigint, p_session text, p_candidates text[], p_claims text,
+                                              p_bucket text DEFAULT NULL, p_capacity double precision DEFAULT NULL,
+                                              p_per_second double precision DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
 -- SECURITY INVOKER on purpose: a security-definer function may not change the role. It runs as the login role,
--- asks auth.request_role (definer) which role to take, and takes it for the rest of the transaction.
+-- takes a token from the caller's rate bucket (PT429 when empty), asks auth.request_role (definer) which role to
+-- take, and takes it for the rest of the transaction.
 DECLARE
-    r text := auth.request_role(p_user, p_session, p_candidates);
+    r text;
 BEGIN
+    IF p_bucket IS NOT NULL THEN
+        PERFORM auth.require_rate(p_bucket, p_capacity, p_per_second);
+    END IF;
+    r := auth.request_role(p_user, p_session, p_candidates);
     PERFORM pg_catalog.set_config('request.jwt.claims',
         (coalesce(nullif(p_claims, ''), '{}')::jsonb || jsonb_build_object('role', r))::text, true);
     PERFORM pg_catalog.set_config('role', r, true);
     RETURN r;
 END
 $$;
-COMMENT ON FUNCTION auth.begin_request(bigint, text, text[], text) IS
-    'The first statement of every request, as the app''s login role: checks the session, picks the role '
-    '(auth.request_role), sets the claims and the role for the transaction; returns the role.';
-REVOKE EXECUTE ON FUNCTION auth.begin_request(bigint, text, text[], text) FROM PUBLIC;
+COMMENT ON FUNCTION auth.begin_request(bigint, text, text[], text, text, double precision, double precision) IS
+    'The first statement of every request, as the app''s login role: takes a token from the rate bucket p_bucket '
+    '(when given; PT429 when empty), checks the session, picks the role (auth.request_role), sets the claims and '
+    'the role for the transaction; returns the role.';
+REVOKE EXECUTE ON FUNCTION auth.begin_request(bigint, text, text[], text, text, double precision, double precision)
+    FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION auth.request_role(bigint, text, text[]),
-                          auth.begin_request(bigint, text, text[], text) TO dl_authenticator;
+                          auth.begin_request(bigint, text, text[], text, text, double precision, double precision)
+    TO dl_authenticator;
 
 -- OIDC sign-in: the app has verified the ID token (issuer, audience, signature, nonce, email_verified); this maps
 -- the verified email to an existing active user. Not an api function: no web caller may "sign in as an email";

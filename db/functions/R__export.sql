@@ -118,11 +118,27 @@ LANGUAGE sql STABLE SET search_path = '' AS $$
       FROM core.taxonomy_node n WHERE n.project_id = p_project
 $$;
 
+CREATE OR REPLACE FUNCTION core.export_caller(p_project bigint) RETURNS core.actor
+LANGUAGE plpgsql SET search_path = '' AS $$
+-- Exports are for the project's admins, and for partner keys with export:read for the project.
+DECLARE
+    a core.actor;
+BEGIN
+    IF auth.key_id() IS NOT NULL THEN
+        a.organization_id := (core.require_scope('export:read', p_project)).organization_id;
+        RETURN a;
+    END IF;
+    RETURN core.caller('admin', p_project);
+END
+$$;
+COMMENT ON FUNCTION core.export_caller(bigint) IS
+    'The caller of an export: the project''s admin (core.caller), or a partner key with export:read for it.';
+
 CREATE OR REPLACE FUNCTION api.export_manifest(project_id bigint, filters jsonb DEFAULT '{}', format text DEFAULT 'jsonl')
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
-    u core.actor := core.caller('admin', project_id);
+    u core.actor := core.export_caller(project_id);
     f jsonb := core.export_filters(project_id, filters);
     m jsonb;
 BEGIN
@@ -133,7 +149,8 @@ BEGIN
                'project_id', p.id, 'project', p.name, 'format', format, 'filters', f - 'class_ids',
                'items', count(x.class_id), 'images', count(DISTINCT x.image_id),
                'classes', coalesce(jsonb_object_agg(x.code, x.n) FILTER (WHERE x.code IS NOT NULL), '{}'),
-               'taxonomy_version', core.taxonomy_version(p.id), 'exported_at', now(), 'exported_by', (SELECT x.email FROM auth."user" x WHERE x.id = u.id),
+               'taxonomy_version', core.taxonomy_version(p.id), 'exported_at', now(), 'exported_by', coalesce((SELECT x.email FROM auth."user" x WHERE x.id = u.id),
+                                                         (SELECT 'API key ' || k.prefix FROM auth.api_key k WHERE k.id = auth.key_id())),
                'generator', 'DermLabel')
       INTO m
       FROM core.project p
@@ -163,7 +180,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
     f jsonb;
 BEGIN
-    PERFORM core.caller('admin', project_id);
+    PERFORM core.export_caller(project_id);
     f := core.export_filters(project_id, filters);
     IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 10000 THEN
         PERFORM core.invalid('max_rows', 'must be between 1 and 10000');
@@ -190,7 +207,7 @@ CREATE OR REPLACE FUNCTION api.export_categories(project_id bigint)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
 BEGIN
-    PERFORM core.caller('admin', project_id);
+    PERFORM core.export_caller(project_id);
     RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('id', n.id, 'name', n.code, 'long_name', n.name,
                                                          'supercategory', coalesce(p.code, ''), 'icd10', n.icd10,
                                                          'snomed_ct', n.snomed_ct) ORDER BY n.id), '[]')
@@ -203,4 +220,4 @@ COMMENT ON FUNCTION api.export_categories(bigint) IS
 
 GRANT EXECUTE ON FUNCTION api.export_manifest(bigint, jsonb, text), api.export_page(bigint, jsonb, bigint, bigint, integer),
                           api.export_categories(bigint)
-    TO dl_admin;
+    TO dl_admin, dl_partner;

@@ -27,6 +27,8 @@ BEGIN
     IF NOT pg_try_advisory_xact_lock(4471003002) THEN
         RETURN jsonb_build_object('refreshed', false, 'reason', 'already_running');
     END IF;
+    -- the access audit's monthly partitions, made before their month begins (V23)
+    PERFORM audit.ensure_access_partitions(2);
     -- days that are over are counted once, into core.sealed_* (V17); the views add the events since
     sealed := core.seal_metrics()
               || jsonb_build_object('ms', round(extract(epoch FROM clock_timestamp() - started) * 1000, 1));

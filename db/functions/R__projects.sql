@@ -165,6 +165,46 @@ COMMENT ON FUNCTION api.remove_project_member(bigint, bigint) IS
     'Project admin: the person no longer works in or sees the project (items they hold go back to the queue when '
     'their locks lapse; their past work stays).';
 
+CREATE OR REPLACE FUNCTION core.add_image(p_project bigint, p_storage_key text, p_sha256 text, p_width integer,
+                                          p_height integer, p_media_type text, p_source_class text,
+                                          p_batch text, p_metadata jsonb, p_uploaded_by bigint) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
+-- The one way an image row is made (an admin's upload, a partner's case): checked, deduplicated by sha256 within the
+-- project, audited; active matching rules then create its items by trigger.
+DECLARE
+    existing bigint;
+    new_id bigint;
+BEGIN
+    IF p_media_type IS NULL OR p_media_type NOT IN ('image/jpeg', 'image/png', 'image/tiff', 'image/webp',
+                                                    'application/dicom') THEN
+        PERFORM core.invalid('media_type', 'must be image/jpeg, image/png, image/tiff, image/webp or application/dicom');
+    END IF;
+    IF p_metadata IS NOT NULL AND jsonb_typeof(p_metadata) <> 'object' THEN
+        PERFORM core.invalid('metadata', 'must be a JSON object');
+    END IF;
+    INSERT INTO core.image (project_id, storage_key, sha256, width, height, media_type, source_class,
+                            upload_batch, metadata, uploaded_by)
+    VALUES (p_project, p_storage_key, lower(p_sha256), p_width, p_height, p_media_type, p_source_class, p_batch,
+            coalesce(p_metadata, '{}') - 'original_filename',  -- a file's name is often the patient's: never kept
+            p_uploaded_by)
+    ON CONFLICT ON CONSTRAINT image_project_id_sha256_key DO NOTHING
+    RETURNING id INTO new_id;
+    IF new_id IS NULL THEN
+        -- a re-upload of the same bytes: reported, not duplicated
+        SELECT i.id INTO existing FROM core.image i WHERE i.project_id = p_project AND i.sha256 = lower(p_sha256);
+        RETURN jsonb_build_object('id', existing, 'duplicate', true);
+    END IF;
+    PERFORM core.audit('register_image', 'image', new_id, NULL,
+                       jsonb_build_object('project_id', p_project, 'sha256', lower(p_sha256),
+                                          'source_class', p_source_class, 'upload_batch', p_batch));
+    RETURN jsonb_build_object('id', new_id, 'duplicate', false,
+                              'items_created', (SELECT count(*) FROM core.work_item w WHERE w.image_id = new_id));
+END
+$$;
+COMMENT ON FUNCTION core.add_image(bigint, text, text, integer, integer, text, text, text, jsonb, bigint) IS
+    'Records an image whose bytes are stored (checked, deduplicated per project, audited); used by register_image '
+    'and register_partner_image.';
+
 CREATE OR REPLACE FUNCTION api.register_image(project_id bigint, storage_key text, sha256 text, width integer,
                                               height integer, media_type text, source_class text DEFAULT NULL,
                                               upload_batch text DEFAULT NULL, metadata jsonb DEFAULT '{}')
@@ -172,34 +212,10 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
     me bigint := core.require_role('admin');
-    existing bigint;
-    new_id bigint;
 BEGIN
     PERFORM core.require_project_role('admin', project_id);
-    IF media_type NOT IN ('image/jpeg', 'image/png', 'image/tiff', 'image/webp', 'application/dicom') THEN
-        PERFORM core.invalid('media_type', 'must be image/jpeg, image/png, image/tiff, image/webp or application/dicom');
-    END IF;
-    IF metadata IS NOT NULL AND jsonb_typeof(metadata) <> 'object' THEN
-        PERFORM core.invalid('metadata', 'must be a JSON object');
-    END IF;
-    metadata := metadata - 'original_filename';  -- a file's name is often the patient's: never kept
-    INSERT INTO core.image (project_id, storage_key, sha256, width, height, media_type, source_class,
-                            upload_batch, metadata, uploaded_by)
-    VALUES (project_id, storage_key, lower(sha256), width, height, media_type, source_class, upload_batch,
-            coalesce(metadata, '{}'), me)
-    ON CONFLICT ON CONSTRAINT image_project_id_sha256_key DO NOTHING
-    RETURNING id INTO new_id;
-    IF new_id IS NULL THEN
-        -- a re-upload of the same bytes: reported, not duplicated
-        SELECT i.id INTO existing FROM core.image i WHERE i.project_id = register_image.project_id
-                                                       AND i.sha256 = lower(register_image.sha256);
-        RETURN jsonb_build_object('id', existing, 'duplicate', true);
-    END IF;
-    PERFORM core.audit('register_image', 'image', new_id, NULL,
-                       jsonb_build_object('project_id', project_id, 'sha256', lower(sha256),
-                                          'source_class', source_class, 'upload_batch', upload_batch));
-    RETURN jsonb_build_object('id', new_id, 'duplicate', false,
-                              'items_created', (SELECT count(*) FROM core.work_item w WHERE w.image_id = new_id));
+    RETURN core.add_image(project_id, storage_key, sha256, width, height, media_type, source_class, upload_batch,
+                          metadata, me);
 END
 $$;
 COMMENT ON FUNCTION api.register_image(bigint, text, text, integer, integer, text, text, text, jsonb) IS
@@ -210,16 +226,21 @@ CREATE OR REPLACE FUNCTION api.upload_target(project_id bigint)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
 BEGIN
+    IF auth.key_id() IS NOT NULL THEN
+        PERFORM core.require_scope('images:write', project_id);
+        RETURN jsonb_build_object('project_id', project_id, 'partner', true);
+    END IF;
     PERFORM core.require_role('admin');
     PERFORM core.require_project_role('admin', project_id);
     RETURN jsonb_build_object('project_id', project_id, 'partner', false);
 END
 $$;
 COMMENT ON FUNCTION api.upload_target(bigint) IS
-    'Admin of the project: answers when you may upload images into it (404 otherwise). The upload route asks it '
-    'before reading any file, so a refused upload reads, writes and stores nothing.';
+    'Admin of the project, or a partner key with images:write for it: answers when you may upload images into it '
+    '(404 otherwise). The upload route asks it before reading any file, so a refused upload reads, writes and '
+    'stores nothing.';
 
-GRANT EXECUTE ON FUNCTION api.upload_target(bigint) TO dl_admin;
+GRANT EXECUTE ON FUNCTION api.upload_target(bigint) TO dl_admin, dl_partner;
 GRANT EXECUTE ON FUNCTION api.create_project(text, text, integer, integer, bigint),
                           api.add_project_member(bigint, bigint, text[], integer, text[]),
                           api.set_project_roles(bigint, bigint, text[], integer, text[]),

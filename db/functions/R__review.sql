@@ -51,7 +51,7 @@ BEGIN
     UPDATE core.work_item w SET assignee_id = me, locked_at = now(),
                                 lock_expires_at = now() + make_interval(mins => minutes)
      WHERE w.id = picked;
-    RETURN jsonb_build_object('item', core.item_document(picked, true));
+    RETURN jsonb_build_object('item', core.item_read(picked, true));
 END
 $$;
 COMMENT ON FUNCTION api.next_review(bigint) IS

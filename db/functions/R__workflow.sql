@@ -145,7 +145,7 @@ BEGIN
         EXIT hunt WHEN picked IS NULL;
         BEGIN
             PERFORM core.claim(picked, me, minutes);
-            RETURN jsonb_build_object('item', core.item_document(picked, false),
+            RETURN jsonb_build_object('item', core.item_read(picked, false),
                                       'upcoming_image', CASE WHEN upcoming IS NOT NULL
                                                              THEN '/images/' || upcoming END);
         EXCEPTION WHEN unique_violation THEN
@@ -158,7 +158,7 @@ BEGIN
         RETURN jsonb_build_object('item', NULL, 'reason', 'queue_empty');
     END IF;
     PERFORM core.claim(picked, me, minutes);
-    RETURN jsonb_build_object('item', core.item_document(picked, false));
+    RETURN jsonb_build_object('item', core.item_read(picked, false));
 END
 $$;
 COMMENT ON FUNCTION api.next_item(bigint) IS
@@ -289,7 +289,7 @@ DECLARE
     doc jsonb;
 BEGIN
     PERFORM core.require_signed_in();
-    doc := core.item_document(item_id, true);  -- runs under the caller's row-level security
+    doc := core.item_read(item_id, true);  -- under the caller's row-level security; the read is recorded
     IF doc IS NULL THEN
         PERFORM core.item_not_found(item_id);
     END IF;

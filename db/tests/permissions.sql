@@ -16,7 +16,12 @@ SELECT set_eq($$
         ('set_password', '{admin}'),
         ('create_user', '{admin}'), ('set_user_active', '{admin}'), ('set_vacation', '{annotator,reviewer,admin,member}'),
         ('create_project', '{admin}'), ('add_project_member', '{admin}'), ('register_image', '{admin}'),
-        ('set_project_roles', '{admin}'), ('upload_target', '{admin}'), ('remove_project_member', '{admin}'),
+        ('set_project_roles', '{admin}'), ('upload_target', '{admin,partner}'),
+        ('create_api_key', '{admin}'), ('list_api_keys', '{admin}'), ('revoke_api_key', '{admin}'),
+        ('rotate_api_key', '{admin}'), ('key_info', '{partner}'), ('partner_case', '{partner}'),
+        ('register_partner_image', '{partner}'),
+        ('create_webhook', '{admin}'), ('list_webhooks', '{admin}'), ('set_webhook_active', '{admin}'),
+        ('test_webhook', '{admin}'), ('remove_project_member', '{admin}'),
         ('create_organization', '{admin}'), ('list_organizations', '{admin}'), ('add_organization_member', '{admin}'),
         ('set_organization_roles', '{admin}'), ('remove_organization_member', '{admin}'),
         ('upsert_taxonomy_node', '{admin}'), ('set_descriptor_schema', '{admin}'),
@@ -30,14 +35,14 @@ SELECT set_eq($$
         ('next_review', '{reviewer}'), ('approve', '{reviewer}'), ('request_changes', '{reviewer}'),
         ('set_item_priority', '{admin}'), ('reassign_item', '{admin}'), ('reassign_user_items', '{admin}'), ('cancel_item', '{admin}'),
         ('resolve_flag', '{admin}'), ('open_flags', '{admin}'),
-        ('image_file', '{annotator,reviewer,admin}'), ('save_template', '{annotator,reviewer}'), ('my_templates', '{annotator,reviewer}'),
+        ('image_file', '{annotator,reviewer,admin}'), ('image_access', '{admin,analyst}'), ('save_template', '{annotator,reviewer}'), ('my_templates', '{annotator,reviewer}'),
         ('delete_template', '{annotator,reviewer}'),
         ('set_gold', '{admin}'), ('create_consistency_rule', '{admin}'), ('set_consistency_rule_active', '{admin}'),
         ('refresh_metrics', '{admin}'), ('metrics', '{admin,analyst}'),
         ('rerun_ai', '{admin}'), ('ai_status', '{admin}'), ('configure_red_flags', '{admin}'),
         ('set_quality_thresholds', '{admin}'),
         ('project_overview', '{admin}'), ('list_users', '{admin}'),
-        ('export_manifest', '{admin}'), ('import_labels', '{admin}'), ('export_page', '{admin}'), ('export_categories', '{admin}'),
+        ('export_manifest', '{admin,partner}'), ('import_labels', '{admin}'), ('export_page', '{admin,partner}'), ('export_categories', '{admin,partner}'),
         ('dicom_deid_key', '{admin}'), ('set_dicomweb_source', '{admin}'), ('dicomweb_source', '{admin}')
      ) AS g(f, roles), unnest(roles) AS r $$,
   'each api function is executable by exactly the roles that need it');
@@ -52,9 +57,10 @@ SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.
             WHERE n.nspname IN ('api', 'core', 'auth', 'ai')
               AND p.oid NOT IN ('auth.claims()'::regprocedure, 'auth.uid()'::regprocedure,
                                 'auth.sees_work_item(bigint, bigint, bigint, core.item_status, bigint, bigint)'::regprocedure,
+                                'auth.key_id()'::regprocedure,
                                 'core.rule_takes(core.image_status, text, text, jsonb, text[], text, jsonb)'::regprocedure)
               AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')), 0,
-          'every api, core and auth function pins its search_path (but the four inlined, fully qualified ones)');
+          'every api, core and auth function pins its search_path (but the five inlined, fully qualified ones)');
 SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'api' AND obj_description(p.oid, 'pg_proc') IS NULL), 0,
           'every api function has a COMMENT for its caller');

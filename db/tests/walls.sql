@@ -38,6 +38,20 @@ SELECT tests.act_as(:admin, 'admin');
 SELECT (api.create_project('sibling-' || md5(random()::text)) ->> 'id')::bigint AS project_sibling \gset
 SELECT tests.as_superuser();
 SELECT tests.join(:project_sibling, :trudy);
+-- Attackers 3 and 4: partner keys with every scope, of the other organization and of the sibling project.
+INSERT INTO auth.api_key (organization_id, name, prefix, secret_sha256, project_ids, scopes, expires_at)
+SELECT p.organization_id, 'walls', 'dl_' || substr(md5(random()::text), 1, 8), sha256('x'::bytea), ARRAY[p.id],
+       '{images:write,results:read,export:read}', now() + interval '1 day'
+  FROM core.project p WHERE p.id IN (:project_m, :project_sibling) ORDER BY p.id;
+SELECT id AS key_m FROM auth.api_key WHERE :project_m = ANY (project_ids) \gset
+SELECT id AS key_sibling FROM auth.api_key WHERE :project_sibling = ANY (project_ids) \gset
+-- a partner's case of the victim's project
+INSERT INTO core.partner_case (organization_id, external_id, project_id, image_id)
+VALUES (:org_a, 'victim-case', :project, :image_review);
+-- and a webhook of the victim's organization
+INSERT INTO core.webhook (organization_id, url, events, secret) VALUES (:org_a, 'https://victim.example/hook',
+                                                                        '{item.done}', 'victim-secret')
+RETURNING id AS victim_webhook \gset
 
 -- Everything of organization A an attacker must not change, as one checksum.
 CREATE TEMP TABLE victim AS SELECT :org_a::bigint AS org, :project::bigint AS project;
@@ -65,7 +79,11 @@ CREATE FUNCTION pg_temp.victim_checksum() RETURNS text LANGUAGE sql AS $$
         (SELECT string_agg(c::text, ',' ORDER BY c.id) FROM core.consistency_rule c, victim v WHERE c.project_id = v.project),
         (SELECT string_agg(g::text, ',' ORDER BY g.image_id) FROM core.gold_standard g, victim v WHERE g.project_id = v.project),
         (SELECT string_agg(k::text, ',') FROM core.project_deid k, victim v WHERE k.project_id = v.project),
-        (SELECT count(*)::text FROM core.ai_job j JOIN core.image i ON i.id = j.image_id, victim v WHERE i.project_id = v.project)))
+        (SELECT count(*)::text FROM core.ai_job j JOIN core.image i ON i.id = j.image_id, victim v WHERE i.project_id = v.project),
+        (SELECT string_agg(h::text, ',' ORDER BY h.id) FROM core.webhook h, victim v WHERE h.organization_id = v.org),
+        (SELECT count(*)::text FROM core.webhook_delivery d JOIN core.webhook h ON h.id = d.webhook_id, victim v WHERE h.organization_id = v.org),
+        (SELECT string_agg(k.id || ':' || coalesce(k.revoked_at::text, ''), ',' ORDER BY k.id) FROM auth.api_key k, victim v WHERE k.organization_id = v.org),
+        (SELECT string_agg(c::text, ',' ORDER BY c.external_id) FROM core.partner_case c, victim v WHERE c.organization_id = v.org)))
 $$;
 
 -- A value for each argument: the victim's ids where the argument names one, something well-formed otherwise.
@@ -73,7 +91,8 @@ CREATE TEMP TABLE target (arg text PRIMARY KEY, val text);
 INSERT INTO target VALUES
     ('project_id', :project), ('item_id', :item_review), ('user_id', :a1), ('image_id', :image_review),
     ('rule_id', :rule), ('flag_id', :flag), ('organization_id', :org_a), ('email', :'victim_email'),
-    ('from_user', :a1), ('to_user', :a2);
+    ('from_user', :a1), ('to_user', :a2), ('external_id', 'victim-case'), ('key_id', :key_sibling),
+    ('webhook_id', :victim_webhook);
 
 CREATE FUNCTION pg_temp.attack(p_fn regprocedure, p_user bigint, p_role text) RETURNS text
 LANGUAGE plpgsql AS $$
@@ -110,7 +129,13 @@ BEGIN
         args := args || format('%I => %L::%s', f.proargnames[i], v, f.types[i]);
     END LOOP;
     BEGIN
-        PERFORM tests.act_as(p_user, p_role);
+        IF p_role = 'partner' THEN  -- p_user is a key id: act as the app does for a key request
+            PERFORM set_config('role', 'dl_partner', true),
+                    set_config('request.jwt.claims', jsonb_build_object('key_id', p_user, 'request_id', 'walls')::text,
+                               true);
+        ELSE
+            PERFORM tests.act_as(p_user, p_role);
+        END IF;
         BEGIN
             EXECUTE format('SELECT api.%I(%s)::text', f.proname, array_to_string(args, ', ')) INTO answer;
             outcome := 'answered';
@@ -154,6 +179,13 @@ SELECT is(pg_temp.attack(p.oid::regprocedure, a.who, r.role), 'refused',
  WHERE n.nspname = 'api' AND p.proname NOT IN ('login', 'health')
    AND has_function_privilege('dl_' || r.role, p.oid, 'EXECUTE')
  ORDER BY p.proname, a.label, r.role;
+
+-- Partner keys: every function granted to dl_partner, with the victim's ids.
+SELECT is(pg_temp.attack(p.oid::regprocedure, a.key, 'partner'), 'refused', format('%s as a key of %s', p.proname, a.label))
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ CROSS JOIN (VALUES (:key_m::bigint, 'another organization'), (:key_sibling::bigint, 'another project of the organization')) a(key, label)
+ WHERE n.nspname = 'api' AND has_function_privilege('dl_partner', p.oid, 'EXECUTE') AND p.proname <> 'key_info'
+ ORDER BY p.proname, a.label;
 
 SELECT ok((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'api') >= 65,
           'the matrix covers the whole catalog (65 functions or more)');

@@ -144,10 +144,13 @@ function profileInputs(m) {
   level.setAttribute("aria-label", `Review level of ${m.display_name}`);
   // no re-render after saving: the inputs already show what was saved, and re-rendering the table would throw away
   // what the admin is typing in the next field (the change event fires as focus moves on)
-  const save = () => act("set_project_roles", { project_id: project, user_id: m.id,
-                                                roles: boxes.filter((b) => b.checked).map((b) => b.value),
-                                                expertise: list(expertise.value), review_level: Number(level.value) },
-                         async () => {});
+  // one save at a time per person, in order: two quick changes must not land in the opposite order
+  let saving = Promise.resolve();
+  const save = () => {
+    saving = saving.then(() => act("set_project_roles", {
+      project_id: project, user_id: m.id, roles: boxes.filter((b) => b.checked).map((b) => b.value),
+      expertise: list(expertise.value), review_level: Number(level.value) }, async () => {}));
+  };
   for (const input of [...boxes, expertise, level]) input.addEventListener("change", save);
   return [roles, expertise, level];
 }

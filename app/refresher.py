@@ -23,6 +23,11 @@ async def refresh_forever(pool: AsyncConnectionPool, interval: float) -> None:
                 cur = await conn.execute("SELECT metrics.refresh_all('schedule')::text")
                 out = (await cur.fetchone())[0]
                 await conn.commit()
+                # retention: images whose project keeps them no longer are erased (audited, in SQL)
+                erased = (await (await conn.execute("SELECT ops.apply_retention()")).fetchone())[0]
+                await conn.commit()
+                if erased:
+                    log.info("retention: erased %s images", erased)
             log.info("metrics refresh: %s", out)
         except asyncio.CancelledError:
             raise

@@ -18,7 +18,7 @@ import httpx
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from .. import webhooks
+from .. import purge, webhooks
 from ..storage import Storage, StorageError
 from . import stages
 from .breaker import Breaker
@@ -40,6 +40,7 @@ class Worker:
         self.inflight: dict[asyncio.Task, int] = {}
         self.wake = asyncio.Event()
         self.hook_wake = asyncio.Event()  # webhook deliveries are sent by this process too (app/webhooks.py)
+        self.purge_wake = asyncio.Event()  # and removed images' bytes deleted (app/purge.py)
         self.done = self.failed = 0
         self.sagemaker = (stages.SageMaker(cfg.stages["classify"])
                           if cfg.stages["classify"].mode == "sagemaker" else None)
@@ -62,8 +63,9 @@ class Worker:
                 async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
                     await conn.execute("LISTEN dl_ai_job")
                     await conn.execute("LISTEN dl_webhook")
+                    await conn.execute("LISTEN dl_purge")
                     async for note in conn.notifies():
-                        (self.hook_wake if note.channel == "dl_webhook" else self.wake).set()
+                        {"dl_webhook": self.hook_wake, "dl_purge": self.purge_wake}.get(note.channel, self.wake).set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database restarting: try again shortly
@@ -172,6 +174,8 @@ class Worker:
         listener = asyncio.create_task(self._listen())
         hooks = asyncio.create_task(webhooks.deliver_forever(self.pool, self.http, stop, self.hook_wake,
                                                              self.cfg.poll_seconds))
+        purges = asyncio.create_task(purge.purge_forever(self.pool, self.storage, stop, self.purge_wake,
+                                                         self.cfg.poll_seconds))
         log.info("ai worker %s: stages %s, concurrency %s", self.name,
                  {s: c.mode for s, c in self.cfg.stages.items()}, self.cfg.concurrency)
         stopper = asyncio.create_task(stop.wait())
@@ -190,6 +194,7 @@ class Worker:
             stopper.cancel()
             listener.cancel()
             hooks.cancel()
+            purges.cancel()
             await self._drain()
             await self.http.aclose()
             await self.pool.close()

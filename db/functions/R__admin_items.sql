@@ -150,6 +150,7 @@ BEGIN
                                                                 AND o.resolved_at IS NULL AND o.id <> f.id);
     ELSE
         UPDATE core.image i SET status = 'removed' WHERE i.id = f.image_id;
+        PERFORM core.purge_image_objects(f.image_id, 'image_removed');  -- its bytes go too (the worker deletes)
         -- lock the image's other unfinished items before closing them, in id order (no deadlock between admins)
         PERFORM 1 FROM core.work_item w WHERE w.image_id = f.image_id
                                           AND w.status NOT IN ('done', 'cancelled') ORDER BY w.id FOR UPDATE;

@@ -59,7 +59,8 @@ LANGUAGE plpgsql STABLE SET search_path = '' AS $$
 -- gold checks (the gold image's own reviewed item is exported once, like any item); 'only' keeps the gold
 -- standards' reference items; 'include' keeps both.
 BEGIN
-    RETURN (NOT f ? 'class_ids' OR EXISTS (
+    RETURN i.status <> 'removed'  -- removed and erased images leave the dataset
+       AND (NOT f ? 'class_ids' OR EXISTS (
                 SELECT 1 FROM core.taxonomy_node n, jsonb_array_elements(f -> 'class_ids') c
                  WHERE n.id = r.class_id AND n.path @> jsonb_build_array(jsonb_build_object('id', c::bigint))))
        AND (NOT f ? 'rule_ids' OR (f -> 'rule_ids') @> to_jsonb(w.rule_id))

@@ -40,6 +40,7 @@ class Intake:
         self.register.role_for(caller)  # 401/403 before any bytes are read
         self._key: Key | None = None
         self.external_id: str | None = None
+        self.consent_ref: str | None = None
         self.case_metadata: dict = {}
 
     async def deid_key(self) -> Key:
@@ -100,7 +101,8 @@ class Intake:
         # name is often the patient's: 'Doe_Jane_MRN….jpg')
         metadata = {"removed_metadata": img.removed, **img.metadata}
         args = {"project_id": pid, "storage_key": key, "sha256": img.sha256, "width": img.width,
-                "height": img.height, "media_type": img.media_type, "metadata": metadata}
+                "height": img.height, "media_type": img.media_type, "metadata": metadata,
+                "consent_ref": self.consent_ref}
         if self.caller.key:
             args.update(external_id=self.external_id, metadata={**self.case_metadata, **metadata})
         else:
@@ -131,7 +133,8 @@ async def upload(request: Request, state: State, project_id: int) -> Response[by
     caller = identify(request, state.tokens)
     intake = Intake(state, caller, project_id, rid)
     try:  # may this caller upload here at all? Asked before a byte of the body is read
-        await rpc.call(state.pool, state.catalog.get("upload_target"), caller, {"project_id": project_id}, rid)
+        target = msgspec.json.decode(await rpc.call(state.pool, state.catalog.get("upload_target"), caller,
+                                                    {"project_id": project_id}, rid))
     except psycopg.Error as exc:
         return errors.from_sql(exc, caller.anonymous, rid)
     form = await request.form()
@@ -140,6 +143,10 @@ async def upload(request: Request, state: State, project_id: int) -> Response[by
         raise ApiError(400, "PGRST400", "send one or more files in a multipart field named 'files'")
     source_class = form.get("source_class") or None
     batch = form.get("batch") or None
+    intake.consent_ref = (form.get("consent_ref") or "").strip() or None
+    if target.get("consent_required") and not intake.consent_ref:  # SQL refuses it too; say so before storing
+        raise ApiError(400, "PGRST400", "consent_ref: this project requires a consent reference for every image",
+                       details={"field": "consent_ref"})
     if caller.key:  # a partner's case: their id for it (one file), and optional metadata as a JSON object
         intake.external_id = form.get("external_id") or None
         if not intake.external_id or len(files) != 1:

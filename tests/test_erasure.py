@@ -88,3 +88,27 @@ def test_erasing_an_image_and_a_person_leaves_none_of_their_words(app_server, da
         assert export.status_code == 200
         lines = [ln for ln in export.text.splitlines() if ln.strip()]
         assert len(lines) == 1 and '"items": 0' in lines[0].replace('"items":0', '"items": 0')
+
+
+def test_a_project_that_requires_consent_refuses_images_without_it_and_stores_nothing(app_server, database_url):
+    with psycopg.connect(database_url) as conn:
+        w = make_project(conn, uuid.uuid4().hex[:8], n_images=0, annotators=0, reviewers=0)
+    storage = Path(os.environ["DL_DATA_DIR"]) / "images"
+    with app_server.client() as c:
+        admin = token(c, database_url, w["admin"])
+        c.post("/rpc/set_consent_required", json={"project_id": w["project"], "required": True}, headers=admin)
+        before = sorted(storage.rglob("*"))
+        refused = upload(c, admin, w["project"], [("x.jpg", jpeg_with_gps((10, 20, 30)), "image/jpeg")])
+        assert refused.status_code == 400 and refused.json()["details"]["field"] == "consent_ref"
+        assert sorted(storage.rglob("*")) == before  # nothing stored
+        ok = upload(c, admin, w["project"], [("x.jpg", jpeg_with_gps((10, 20, 30)), "image/jpeg")],
+                    consent_ref="FORM-2026-17")
+        assert ok.status_code == 200, ok.text
+        image = ok.json()["files"][0]["id"]
+        gone = c.post("/rpc/withdraw_consent", json={"organization_id": None, "consent_ref": "FORM-2026-17"},
+                      headers=admin)
+        assert gone.status_code == 200 and gone.json()["image_ids"] == [image]
+        assert c.get(f"/images/{image}", headers=admin).status_code == 404
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM core.storage_purge WHERE image_id = %s AND reason = "
+                            "'consent_withdrawn'", (image,)).fetchone()[0] >= 2

@@ -62,7 +62,7 @@ BEGIN
     -- the row stays (ids of items and audit rows point to it) without anything that could find the original:
     -- not its hash, not its metadata, not its batch
     UPDATE core.image x SET status = 'removed', erased_at = now(), metadata = '{}', source_class = NULL,
-           upload_batch = NULL, sha256 = encode(public.digest('erased:' || x.id, 'sha256'), 'hex'),
+           upload_batch = NULL, consent_ref = NULL, sha256 = encode(public.digest('erased:' || x.id, 'sha256'), 'hex'),
            storage_key = 'erased/' || x.id
      WHERE x.id = i.id;
     PERFORM set_config('dl.erasing', 'off', true);

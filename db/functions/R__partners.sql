@@ -168,12 +168,9 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
     me bigint := core.require_role('admin');
-    org bigint := core.admin_org(organization_id);
+    org bigint := core.own_admin_org(organization_id);
     out jsonb;
 BEGIN
-    IF NOT org = ANY (auth.admin_orgs()) THEN
-        RAISE EXCEPTION 'organization % not found', org USING ERRCODE = 'P0002';
-    END IF;
     out := core.new_api_key(org, name, project_ids, scopes, coalesce(expires_at, now() + interval '90 days'),
                             daily_quota, me);
     PERFORM core.audit('create_api_key', 'api_key', (out ->> 'id')::bigint, NULL, out - 'key');
@@ -208,10 +205,7 @@ DECLARE
     org bigint;
 BEGIN
     PERFORM core.require_role('admin');
-    org := core.admin_org(organization_id);
-    IF NOT org = ANY (auth.admin_orgs()) THEN
-        RAISE EXCEPTION 'organization % not found', org USING ERRCODE = 'P0002';
-    END IF;
+    org := core.own_admin_org(organization_id);
     RETURN (SELECT coalesce(jsonb_agg(core.api_key_json(k.id) ORDER BY k.revoked_at IS NOT NULL, k.id DESC), '[]')
               FROM auth.api_key k WHERE k.organization_id = org);
 END
@@ -274,7 +268,7 @@ COMMENT ON FUNCTION api.key_info() IS
 
 CREATE OR REPLACE FUNCTION api.register_partner_image(project_id bigint, external_id text, storage_key text,
                                                       sha256 text, width integer, height integer, media_type text,
-                                                      metadata jsonb DEFAULT '{}')
+                                                      metadata jsonb DEFAULT '{}', consent_ref text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 -- Idempotent on (the key's organization, external_id): sending a case again answers the same case; the same id
@@ -302,14 +296,14 @@ BEGIN
         RETURN jsonb_build_object('id', c.image_id, 'external_id', c.external_id, 'duplicate', true);
     END IF;
     img := core.add_image(project_id, storage_key, sha256, width, height, media_type, NULL, 'partner:' || k.prefix,
-                          coalesce(metadata, '{}') - 'original_filename', NULL);
+                          coalesce(metadata, '{}') - 'original_filename', NULL, consent_ref);
     INSERT INTO core.partner_case (organization_id, external_id, project_id, image_id, key_id, metadata)
     VALUES (k.organization_id, register_partner_image.external_id, project_id, (img ->> 'id')::bigint, k.id,
             coalesce(metadata, '{}') - 'original_filename');
     RETURN img || jsonb_build_object('external_id', external_id);
 END
 $$;
-COMMENT ON FUNCTION api.register_partner_image(bigint, text, text, text, integer, integer, text, jsonb) IS
+COMMENT ON FUNCTION api.register_partner_image(bigint, text, text, text, integer, integer, text, jsonb, text) IS
     'Partner key with images:write (through POST /projects/{id}/images with external_id): records an uploaded '
     'case. The same external_id again answers the same case (duplicate: true); with other bytes, 409.';
 
@@ -365,5 +359,5 @@ GRANT EXECUTE ON FUNCTION api.create_api_key(bigint, text, bigint[], text[], tim
                           api.list_api_keys(bigint), api.revoke_api_key(bigint), api.rotate_api_key(bigint)
     TO dl_admin;
 GRANT EXECUTE ON FUNCTION api.key_info(), api.partner_case(text),
-                          api.register_partner_image(bigint, text, text, text, integer, integer, text, jsonb)
+                          api.register_partner_image(bigint, text, text, text, integer, integer, text, jsonb, text)
     TO dl_partner;

@@ -64,6 +64,22 @@ COMMENT ON FUNCTION core.admin_org(bigint) IS
     'The organization an admin acts in (the named one, or the only one they administer); P0002 for one they do '
     'not administer, 22023 when it must be named.';
 
+CREATE OR REPLACE FUNCTION core.own_admin_org(p_organization bigint) RETURNS bigint
+LANGUAGE plpgsql SET search_path = '' AS $$
+-- core.admin_org, without the operator's reach: the organization's own business (its projects, keys, webhooks,
+-- consents) is for its admins.
+DECLARE
+    org bigint := core.admin_org(p_organization);
+BEGIN
+    IF NOT org = ANY (auth.admin_orgs()) THEN
+        RAISE EXCEPTION 'organization % not found', org USING ERRCODE = 'P0002';
+    END IF;
+    RETURN org;
+END
+$$;
+COMMENT ON FUNCTION core.own_admin_org(bigint) IS
+    'The organization an admin acts in, which they must administer themselves (the operator is no exception).';
+
 CREATE OR REPLACE FUNCTION api.create_user(email text, display_name text, password text,
                                            organization_id bigint DEFAULT NULL, org_admin boolean DEFAULT false,
                                            analyst boolean DEFAULT false)

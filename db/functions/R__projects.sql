@@ -14,12 +14,9 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
     me bigint := core.require_role('admin');
-    org bigint := core.admin_org(organization_id);
+    org bigint := core.own_admin_org(organization_id);  -- the operator creates organizations, not their projects
     pid bigint;
 BEGIN
-    IF NOT org = ANY (auth.admin_orgs()) THEN  -- the operator creates organizations, not their projects
-        RAISE EXCEPTION 'organization % not found', org USING ERRCODE = 'P0002';
-    END IF;
     IF review_stages NOT IN (1, 2) THEN
         PERFORM core.invalid('review_stages', 'must be 1 or 2');
     END IF;
@@ -167,7 +164,8 @@ COMMENT ON FUNCTION api.remove_project_member(bigint, bigint) IS
 
 CREATE OR REPLACE FUNCTION core.add_image(p_project bigint, p_storage_key text, p_sha256 text, p_width integer,
                                           p_height integer, p_media_type text, p_source_class text,
-                                          p_batch text, p_metadata jsonb, p_uploaded_by bigint) RETURNS jsonb
+                                          p_batch text, p_metadata jsonb, p_uploaded_by bigint,
+                                          p_consent text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
 -- The one way an image row is made (an admin's upload, a partner's case): checked, deduplicated by sha256 within the
 -- project, audited; active matching rules then create its items by trigger.
@@ -182,11 +180,18 @@ BEGIN
     IF p_metadata IS NOT NULL AND jsonb_typeof(p_metadata) <> 'object' THEN
         PERFORM core.invalid('metadata', 'must be a JSON object');
     END IF;
+    p_consent := nullif(btrim(p_consent), '');
+    IF p_consent IS NULL AND (SELECT p.consent_required FROM core.project p WHERE p.id = p_project) THEN
+        PERFORM core.invalid('consent_ref', 'this project requires a consent reference for every image');
+    END IF;
+    IF length(p_consent) > 200 THEN
+        PERFORM core.invalid('consent_ref', 'at most 200 characters');
+    END IF;
     INSERT INTO core.image (project_id, storage_key, sha256, width, height, media_type, source_class,
-                            upload_batch, metadata, uploaded_by)
+                            upload_batch, metadata, uploaded_by, consent_ref)
     VALUES (p_project, p_storage_key, lower(p_sha256), p_width, p_height, p_media_type, p_source_class, p_batch,
             coalesce(p_metadata, '{}') - 'original_filename',  -- a file's name is often the patient's: never kept
-            p_uploaded_by)
+            p_uploaded_by, p_consent)
     ON CONFLICT ON CONSTRAINT image_project_id_sha256_key DO NOTHING
     RETURNING id INTO new_id;
     IF new_id IS NULL THEN
@@ -201,13 +206,14 @@ BEGIN
                               'items_created', (SELECT count(*) FROM core.work_item w WHERE w.image_id = new_id));
 END
 $$;
-COMMENT ON FUNCTION core.add_image(bigint, text, text, integer, integer, text, text, text, jsonb, bigint) IS
-    'Records an image whose bytes are stored (checked, deduplicated per project, audited); used by register_image '
-    'and register_partner_image.';
+COMMENT ON FUNCTION core.add_image(bigint, text, text, integer, integer, text, text, text, jsonb, bigint, text) IS
+    'Records an image whose bytes are stored (checked - with its consent reference when the project requires one - '
+    'deduplicated per project, audited); used by register_image and register_partner_image.';
 
 CREATE OR REPLACE FUNCTION api.register_image(project_id bigint, storage_key text, sha256 text, width integer,
                                               height integer, media_type text, source_class text DEFAULT NULL,
-                                              upload_batch text DEFAULT NULL, metadata jsonb DEFAULT '{}')
+                                              upload_batch text DEFAULT NULL, metadata jsonb DEFAULT '{}',
+                                              consent_ref text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
@@ -215,12 +221,13 @@ DECLARE
 BEGIN
     PERFORM core.require_project_role('admin', project_id);
     RETURN core.add_image(project_id, storage_key, sha256, width, height, media_type, source_class, upload_batch,
-                          metadata, me);
+                          metadata, me, consent_ref);
 END
 $$;
-COMMENT ON FUNCTION api.register_image(bigint, text, text, integer, integer, text, text, text, jsonb) IS
-    'Admin: records an uploaded image (bytes already stored under storage_key). A second upload of the same '
-    'sha256 in the project returns the existing id with duplicate=true. Active matching rules create items.';
+COMMENT ON FUNCTION api.register_image(bigint, text, text, integer, integer, text, text, text, jsonb, text) IS
+    'Admin: records an uploaded image (bytes already stored under storage_key), with its consent reference (required '
+    'when the project says so). A second upload of the same sha256 in the project returns the existing id with '
+    'duplicate=true. Active matching rules create items.';
 
 CREATE OR REPLACE FUNCTION api.upload_target(project_id bigint)
 RETURNS jsonb
@@ -228,11 +235,13 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
 BEGIN
     IF auth.key_id() IS NOT NULL THEN
         PERFORM core.require_scope('images:write', project_id);
-        RETURN jsonb_build_object('project_id', project_id, 'partner', true);
+    ELSE
+        PERFORM core.require_role('admin');
+        PERFORM core.require_project_role('admin', project_id);
     END IF;
-    PERFORM core.require_role('admin');
-    PERFORM core.require_project_role('admin', project_id);
-    RETURN jsonb_build_object('project_id', project_id, 'partner', false);
+    RETURN jsonb_build_object('project_id', project_id, 'partner', auth.key_id() IS NOT NULL,
+                              'consent_required', (SELECT p.consent_required FROM core.project p
+                                                    WHERE p.id = upload_target.project_id));
 END
 $$;
 COMMENT ON FUNCTION api.upload_target(bigint) IS
@@ -246,5 +255,5 @@ GRANT EXECUTE ON FUNCTION api.create_project(text, text, integer, integer, bigin
                           api.set_project_roles(bigint, bigint, text[], integer, text[]),
                           api.remove_project_member(bigint, bigint)
     TO dl_admin;
-GRANT EXECUTE ON FUNCTION api.register_image(bigint, text, text, integer, integer, text, text, text, jsonb)
+GRANT EXECUTE ON FUNCTION api.register_image(bigint, text, text, integer, integer, text, text, text, jsonb, text)
     TO dl_admin;

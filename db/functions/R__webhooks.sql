@@ -37,13 +37,10 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
     me bigint := core.require_role('admin');
-    org bigint := core.admin_org(organization_id);
+    org bigint := core.own_admin_org(organization_id);
     secret text := encode(public.gen_random_bytes(32), 'hex');
     id bigint;
 BEGIN
-    IF NOT org = ANY (auth.admin_orgs()) THEN
-        RAISE EXCEPTION 'organization % not found', org USING ERRCODE = 'P0002';
-    END IF;
     IF events IS NULL OR cardinality(events) = 0
        OR NOT events <@ ARRAY['item.done', 'item.rejected', 'image.flagged', 'release.ready'] THEN
         PERFORM core.invalid('events', 'must be some of item.done, item.rejected, image.flagged, release.ready');
@@ -83,10 +80,7 @@ DECLARE
     org bigint;
 BEGIN
     PERFORM core.require_role('admin');
-    org := core.admin_org(organization_id);
-    IF NOT org = ANY (auth.admin_orgs()) THEN
-        RAISE EXCEPTION 'organization % not found', org USING ERRCODE = 'P0002';
-    END IF;
+    org := core.own_admin_org(organization_id);
     RETURN (SELECT coalesce(jsonb_agg(core.webhook_json(h.id) ORDER BY h.id), '[]')
               FROM core.webhook h WHERE h.organization_id = org);
 END

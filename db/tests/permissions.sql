@@ -35,7 +35,7 @@ SELECT set_eq($$
         ('next_review', '{reviewer}'), ('approve', '{reviewer}'), ('request_changes', '{reviewer}'),
         ('set_item_priority', '{admin}'), ('reassign_item', '{admin}'), ('reassign_user_items', '{admin}'), ('cancel_item', '{admin}'),
         ('resolve_flag', '{admin}'), ('open_flags', '{admin}'),
-        ('image_file', '{annotator,reviewer,admin}'), ('image_access', '{admin,analyst}'), ('erase_image', '{admin}'), ('erase_person', '{admin}'), ('set_retention', '{admin}'), ('save_template', '{annotator,reviewer}'), ('my_templates', '{annotator,reviewer}'),
+        ('image_file', '{annotator,reviewer,admin}'), ('image_access', '{admin,analyst}'), ('erase_image', '{admin}'), ('erase_person', '{admin}'), ('set_retention', '{admin}'), ('set_consent_required', '{admin}'), ('withdraw_consent', '{admin}'), ('save_template', '{annotator,reviewer}'), ('my_templates', '{annotator,reviewer}'),
         ('delete_template', '{annotator,reviewer}'),
         ('set_gold', '{admin}'), ('create_consistency_rule', '{admin}'), ('set_consistency_rule_active', '{admin}'),
         ('refresh_metrics', '{admin}'), ('metrics', '{admin,analyst}'),

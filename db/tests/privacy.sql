@@ -11,7 +11,7 @@ SELECT tests.as_superuser();
 SELECT is((SELECT metadata FROM core.image WHERE id = :img), '{"body_site": "back"}'::jsonb,
           'register_image keeps no file name, whoever sends one');
 SELECT tests.act_as(:admin, 'admin');
-SELECT is(api.upload_target(:project), jsonb_build_object('project_id', :project, 'partner', false), 'the project''s admin may upload');
+SELECT is(api.upload_target(:project), jsonb_build_object('project_id', :project, 'partner', false, 'consent_required', false), 'the project''s admin may upload');
 SELECT tests.act_as(:a1, 'annotator');
 SELECT throws_ok(format('SELECT api.upload_target(%s)', :project), '42501', NULL, 'an annotator may not');
 SELECT tests.act_as(:outsider, 'admin');

@@ -23,7 +23,8 @@ def start_app(url: str, **env: str) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,
                             env={**os.environ, "DATABASE_URL": url, "DL_PORT": str(port), "DL_JWT_SECRET": SECRET,
-                                 "DL_RATE_LOGIN": "off", "DL_RATE_RPC": "off", "DL_METRICS_REFRESH_SECONDS": "0",
+                                 "DL_RATE_LOGIN": "off", "DL_RATE_RPC": os.environ.get("DL_BENCH_RATE_RPC", "off"),
+                                 "DL_METRICS_REFRESH_SECONDS": "0",
                                  **env})
     for _ in range(300):
         try:

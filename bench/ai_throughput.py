@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app.seed.lesions import lesion  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _people import organization  # noqa: E402
+
 IMAGES = int(os.environ.get("DL_BENCH_AI_IMAGES", "40"))
 CONCURRENCY = os.environ.get("DL_BENCH_AI_CONCURRENCY", "2")
 URL = os.environ["DATABASE_URL"]
@@ -38,10 +41,10 @@ def free_port() -> int:
 
 
 def setup(conn: psycopg.Connection) -> list[tuple[int, bytes]]:
-    admin = conn.execute("INSERT INTO auth.\"user\" (email, display_name, roles) VALUES ('ai-bench@t.org', 'b', "
-                         "'{admin}') RETURNING id").fetchone()[0]
+    org, admin = organization(conn, "ai bench", "ai-bench@t.org", display_name="b")
     conn.execute("SELECT set_config('request.jwt.claims', %s, false)", (f'{{"sub": {admin}}}',))
-    pid = conn.execute("SELECT (api.create_project('ai bench') ->> 'id')::bigint").fetchone()[0]
+    pid = conn.execute("SELECT (api.create_project('ai bench', organization_id => %s) ->> 'id')::bigint",
+                       (org,)).fetchone()[0]
     for code in ("MEL", "NV", "BKL", "BCC", "VASC"):
         conn.execute("SELECT api.upsert_taxonomy_node(%s, %s, %s, next_steps => %s)",
                      (pid, code, code, f"next steps for {code}"))

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DONE = int(os.environ.get("DL_BENCH_EXPORT_ITEMS", "500000"))
 os.environ["DL_BENCH_ITEMS"] = str(DONE * 10 // 8)  # the metrics setup approves 80 % of its items
 sys.path.insert(0, str(Path(__file__).parent))
+from _people import join  # noqa: E402
 from metrics_refresh import setup  # noqa: E402  (the same synthetic history: revisions, reviews, flags)
 
 PASSWORD = "bench-password-123"
@@ -38,10 +39,10 @@ def main() -> None:
         setup(conn)
         conn.execute("VACUUM ANALYZE")
         pid = conn.execute("SELECT id FROM core.project WHERE name = 'metrics bench'").fetchone()[0]
-        admin = conn.execute("INSERT INTO auth.\"user\" (email, display_name, password_hash, roles) VALUES "
-                             "('export-bench@t.org', 'eb', crypt(%s, gen_salt('bf', 4)), '{admin}') RETURNING id",
+        admin = conn.execute("INSERT INTO auth.\"user\" (email, display_name, password_hash) VALUES "
+                             "('export-bench@t.org', 'eb', crypt(%s, gen_salt('bf', 4))) RETURNING id",
                              (PASSWORD,)).fetchone()[0]
-        conn.execute("INSERT INTO core.project_member (project_id, user_id) VALUES (%s, %s)", (pid, admin))
+        join(conn, pid, [admin], admin=True)
         done = conn.execute("SELECT count(*) FROM core.work_item WHERE project_id = %s AND status = 'done'",
                             (pid,)).fetchone()[0]
         print(f"setup: {done:,} approved items in {time.monotonic() - t:.0f} s; {os.cpu_count()} cores")

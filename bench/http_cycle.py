@@ -1,11 +1,12 @@
 """The annotator cycle (next_item + submit_annotation) over HTTP vs the same calls over SQL, in one run; then the
 review cycle (next_review + approve) over HTTP on the items the annotators submitted.
 
-SQL side: pgbench, one connection per annotator, calling api.next_item / api.submit_annotation with the role and
-claims set and the session checked as the app does (two transactions per cycle; the session id is looked up in
-the same statement, one extra index probe). HTTP side: the real app (uvicorn) and a minimal
-keep-alive HTTP/1.1 client on asyncio, one connection per annotator. Prints cycles/s, p50/p95/p99 of a cycle,
-the HTTP/SQL ratio, the app's memory, and double assignments found in the audit log (must be 0).
+SQL side: pgbench, one connection per annotator, calling api.next_item / api.submit_annotation after the app's
+per-request statement, auth.begin_request (session checked, role picked from the memberships, claims set; two
+transactions per cycle; the session id is looked up in the same statement, one extra index probe). HTTP side: the
+real app (uvicorn) and a minimal keep-alive HTTP/1.1 client on asyncio, one connection per annotator. Prints
+cycles/s, p50/p95/p99 of a cycle, the HTTP/SQL ratio, the app's memory, and double assignments found in the audit
+log (must be 0).
 
     make bench                      # or: BENCH=bench/http_cycle.py make bench
     DL_BENCH_SECONDS=10 DL_BENCH_CLIENTS=1,4,16,64
@@ -27,6 +28,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _app import pct, rss_mb, sign_in, start_app  # noqa: E402
+from _people import join, organization  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = float(os.environ.get("DL_BENCH_SECONDS", "10"))
@@ -40,22 +42,22 @@ def setup(url: str) -> dict:
     n_users = max(CLIENTS)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT set_config('request.jwt.claims', '', false)")
-        admin = conn.execute("INSERT INTO auth.\"user\" (email, display_name, roles) "
-                             "VALUES ('bench-admin@t.org', 'admin', '{admin}') RETURNING id").fetchone()[0]
+        org, admin = organization(conn, "bench http cycle", "bench-admin@t.org")
         conn.execute("SELECT set_config('request.jwt.claims', %s, false)", (json.dumps({"sub": admin}),))
-        project = conn.execute("SELECT (api.create_project('bench http cycle') ->> 'id')::bigint").fetchone()[0]
+        project = conn.execute("SELECT (api.create_project('bench http cycle', organization_id => %s) "
+                               "->> 'id')::bigint", (org,)).fetchone()[0]
         cls = conn.execute("SELECT (api.upsert_taxonomy_node(%s, 'MEL', 'Melanoma') ->> 'id')::bigint",
                            (project,)).fetchone()[0]
         users = [r[0] for r in conn.execute(
-            "INSERT INTO auth.\"user\" (email, display_name, password_hash, roles) "
-            "SELECT 'bench' || i || '@t.org', 'bench ' || i, crypt(%s, gen_salt('bf', 4)), '{annotator}' "
+            "INSERT INTO auth.\"user\" (email, display_name, password_hash) "
+            "SELECT 'bench' || i || '@t.org', 'bench ' || i, crypt(%s, gen_salt('bf', 4)) "
             "FROM generate_series(1, %s) i RETURNING id", (PASSWORD, n_users))]
         reviewers = [r[0] for r in conn.execute(
-            "INSERT INTO auth.\"user\" (email, display_name, password_hash, roles) "
-            "SELECT 'rbench' || i || '@t.org', 'reviewer ' || i, crypt(%s, gen_salt('bf', 4)), '{reviewer}' "
+            "INSERT INTO auth.\"user\" (email, display_name, password_hash) "
+            "SELECT 'rbench' || i || '@t.org', 'reviewer ' || i, crypt(%s, gen_salt('bf', 4)) "
             "FROM generate_series(1, %s) i RETURNING id", (PASSWORD, n_users))]
-        conn.execute("INSERT INTO core.project_member (project_id, user_id) SELECT %s, unnest(%s::bigint[])",
-                     (project, users + reviewers))
+        join(conn, project, users, annotator=True)
+        join(conn, project, reviewers, reviewer=True)
         conn.execute("INSERT INTO core.image (project_id, storage_key, sha256, width, height, media_type) "
                      "SELECT %s, 'b/' || i, encode(sha256(('bench' || i)::bytea), 'hex'), 512, 512, 'image/png' "
                      "FROM generate_series(1, %s) i", (project, ITEMS))
@@ -73,11 +75,11 @@ def pgbench(url: str, w: dict, clients: int) -> tuple[float, list[float]]:
     script = f"""
 \\set me {base} + :client_id
 BEGIN;
-SELECT auth.check_session(:me, s.id::text), set_config('role', 'dl_annotator', true), set_config('request.jwt.claims', '{{"sub": ' || :me || ', "sid": "' || s.id || '"}}', true) FROM auth.session s WHERE s.user_id = :me AND s.revoked_at IS NULL LIMIT 1;
+SELECT auth.begin_request(:me, s.id::text, '{{dl_annotator}}', '{{"sub": ' || :me || ', "sid": "' || s.id || '"}}') FROM auth.session s WHERE s.user_id = :me AND s.revoked_at IS NULL LIMIT 1;
 SELECT (api.next_item({w['project']}) -> 'item' ->> 'id') AS item \\gset
 COMMIT;
 BEGIN;
-SELECT auth.check_session(:me, s.id::text), set_config('role', 'dl_annotator', true), set_config('request.jwt.claims', '{{"sub": ' || :me || ', "sid": "' || s.id || '"}}', true) FROM auth.session s WHERE s.user_id = :me AND s.revoked_at IS NULL LIMIT 1;
+SELECT auth.begin_request(:me, s.id::text, '{{dl_annotator}}', '{{"sub": ' || :me || ', "sid": "' || s.id || '"}}') FROM auth.session s WHERE s.user_id = :me AND s.revoked_at IS NULL LIMIT 1;
 SELECT api.submit_annotation(:item, '{{"class": {w['class']}}}'::jsonb);
 COMMIT;
 """

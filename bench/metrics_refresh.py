@@ -7,9 +7,14 @@ whole refresh: the first (which seals the 89 past days once) and the steady stat
 from __future__ import annotations
 
 import os
+import sys
 import time
+from pathlib import Path
 
 import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _people import join, organization  # noqa: E402
 
 ITEMS = int(os.environ.get("DL_BENCH_ITEMS", "1000000"))
 PER_ITEM = int(os.environ.get("DL_BENCH_REVISIONS", "3"))  # revisions per annotated item (2 sent back, 1 approved)
@@ -20,10 +25,13 @@ def setup(conn: psycopg.Connection) -> None:
     """Bulk SQL, triggers off for the load (session_replication_role): this measures the refresh, not the loading."""
     conn.execute("SET session_replication_role = replica")
     # names of their own: other benches may have run on the same cluster before
-    u0 = conn.execute("WITH u AS (INSERT INTO auth.\"user\" (email, display_name, roles) "
-                      "SELECT 'metrics-bench-' || i || '@t.org', 'm' || i, '{annotator,reviewer}' "
+    u0 = conn.execute("WITH u AS (INSERT INTO auth.\"user\" (email, display_name) "
+                      "SELECT 'metrics-bench-' || i || '@t.org', 'm' || i "
                       "FROM generate_series(1, %s) i RETURNING id) SELECT min(id) FROM u", (ANNOTATORS,)).fetchone()[0]
-    pid = conn.execute("INSERT INTO core.project (name) VALUES ('metrics bench') RETURNING id").fetchone()[0]
+    org, _ = organization(conn, "metrics bench", "metrics-bench-admin@t.org")
+    pid = conn.execute("INSERT INTO core.project (name, organization_id) VALUES ('metrics bench', %s) RETURNING id",
+                       (org,)).fetchone()[0]
+    join(conn, pid, range(u0, u0 + ANNOTATORS), annotator=True, reviewer=True)
     conn.execute("INSERT INTO core.taxonomy_node (project_id, code, name) "
                  "SELECT %s, 'C' || i, 'class ' || i FROM generate_series(1, 40) i", (pid,))
     c0 = conn.execute("SELECT min(id) FROM core.taxonomy_node WHERE project_id = %s", (pid,)).fetchone()[0]

@@ -1,9 +1,9 @@
 """next_item latency with 1,000,000 items in the queue and 200 annotators holding locks.
 
 The 200 holders each took an item (in_progress, lock live) before the clock starts; then 1, 4 and 16 other
-annotators claim and submit as fast as they can, each on its own connection with the caller's role and claims set
-as the app sets them. Prints next_item p50/p95/p99 and claims per second, and checks that no item went to two
-people.
+annotators claim and submit as fast as they can, each on its own connection, every call after the app's
+per-request statement (auth.begin_request: session checked, role picked from the memberships, claims set). Prints
+next_item p50/p95/p99 and claims per second, and checks that no item went to two people.
 
     BENCH=bench/next_item_at_scale.py make bench     # DL_BENCH_ITEMS=1000000 DL_BENCH_SECONDS=10
 """
@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
+from pathlib import Path
 
 import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _people import join, organization, sessions  # noqa: E402
+
+from app.db import BEGIN_REQUEST  # noqa: E402  (the app's per-request statement)
 
 ITEMS = int(os.environ.get("DL_BENCH_ITEMS", "1000000"))
 HOLDERS = 200
@@ -24,17 +32,17 @@ CLIENTS = [1, 4, 16]
 
 def setup(conn: psycopg.Connection) -> dict:
     conn.execute("SELECT set_config('request.jwt.claims', '', false)")
-    admin = conn.execute("INSERT INTO auth.\"user\" (email, display_name, roles) VALUES ('scale-admin@t.org', "
-                         "'admin', '{admin}') RETURNING id").fetchone()[0]
+    org, admin = organization(conn, "next_item at scale", "scale-admin@t.org")
     conn.execute("SELECT set_config('request.jwt.claims', %s, false)", (json.dumps({"sub": admin}),))
-    project = conn.execute("SELECT (api.create_project('next_item at scale') ->> 'id')::bigint").fetchone()[0]
+    project = conn.execute("SELECT (api.create_project('next_item at scale', organization_id => %s) "
+                           "->> 'id')::bigint", (org,)).fetchone()[0]
     cls = conn.execute("SELECT (api.upsert_taxonomy_node(%s, 'MEL', 'Melanoma') ->> 'id')::bigint",
                        (project,)).fetchone()[0]
     users = [r[0] for r in conn.execute(
-        "INSERT INTO auth.\"user\" (email, display_name, roles) SELECT 'scale' || i || '@t.org', 's' || i, "
-        "'{annotator}' FROM generate_series(1, %s) i RETURNING id", (HOLDERS + max(CLIENTS),))]
-    conn.execute("INSERT INTO core.project_member (project_id, user_id) SELECT %s, unnest(%s::bigint[])",
-                 (project, users))
+        "INSERT INTO auth.\"user\" (email, display_name) SELECT 'scale' || i || '@t.org', 's' || i "
+        "FROM generate_series(1, %s) i RETURNING id", (HOLDERS + max(CLIENTS),))]
+    join(conn, project, users, annotator=True)
+    sids = sessions(conn, users)
     t = time.monotonic()
     conn.execute("INSERT INTO core.image (project_id, storage_key, sha256, width, height, media_type) "
                  "SELECT %s, 's/' || i, encode(sha256(('scale' || i)::bytea), 'hex'), 512, 512, 'image/png' "
@@ -48,13 +56,18 @@ def setup(conn: psycopg.Connection) -> dict:
     loaded = time.monotonic() - t
     for holder in users[:HOLDERS]:
         with conn.transaction():
-            conn.execute("SELECT set_config('role', 'dl_annotator', true), set_config('request.jwt.claims', %s, true)",
-                         (json.dumps({"sub": holder}),))
+            conn.execute(BEGIN_REQUEST, request(holder, sids[holder]))
             conn.execute("SELECT api.next_item(%s)", (project,))
     conn.commit()
     held = conn.execute("SELECT count(*) FROM core.work_item WHERE project_id = %s AND status = 'in_progress' "
                         "AND lock_expires_at > now()", (project,)).fetchone()[0]
-    return {"project": project, "class": cls, "workers": users[HOLDERS:], "loaded": loaded, "held": held}
+    return {"project": project, "class": cls, "workers": users[HOLDERS:], "sessions": sids, "loaded": loaded,
+            "held": held}
+
+
+def request(user: int, session: str) -> tuple:
+    """BEGIN_REQUEST's parameters for an annotator's call (next_item and submit_annotation are theirs alone)."""
+    return user, session, ["dl_annotator"], json.dumps({"sub": user, "sid": session})
 
 
 def run(url: str, w: dict, clients: int) -> tuple[list[float], int]:
@@ -66,18 +79,16 @@ def run(url: str, w: dict, clients: int) -> tuple[list[float], int]:
     def annotator(me: int) -> None:
         mine = []
         with psycopg.connect(url) as conn:
-            claims = json.dumps({"sub": me})
+            params = request(me, w["sessions"][me])
             while time.monotonic() < stop:
                 with conn.transaction():
                     t = time.perf_counter()
-                    conn.execute("SELECT set_config('role', 'dl_annotator', true), "
-                                 "set_config('request.jwt.claims', %s, true)", (claims,))
+                    conn.execute(BEGIN_REQUEST, params)
                     item = conn.execute("SELECT (api.next_item(%s) -> 'item' ->> 'id')::bigint",
                                         (w["project"],)).fetchone()[0]
                 mine.append((time.perf_counter() - t) * 1000)
                 with conn.transaction():
-                    conn.execute("SELECT set_config('role', 'dl_annotator', true), "
-                                 "set_config('request.jwt.claims', %s, true)", (claims,))
+                    conn.execute(BEGIN_REQUEST, params)
                     conn.execute("SELECT api.submit_annotation(%s, %s::jsonb)", (item, content))
         with lock:
             lat.extend(mine)

@@ -8,9 +8,14 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _people import join, organization  # noqa: E402
 
 CYCLES = int(os.environ.get("DL_BENCH_CYCLES", "1000"))
 
@@ -18,17 +23,18 @@ CYCLES = int(os.environ.get("DL_BENCH_CYCLES", "1000"))
 def main() -> None:
     with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
         tag = str(time.time_ns())
-        admin = conn.execute("INSERT INTO auth.\"user\" (email, display_name, roles) "
-                             "VALUES (%s, 'admin', '{admin}') RETURNING id", (f"lat-admin-{tag}@t.org",)).fetchone()[0]
+        org, admin = organization(conn, f"latency {tag}", f"lat-admin-{tag}@t.org")
         conn.execute("SELECT set_config('request.jwt.claims', %s, false)", (json.dumps({"sub": admin}),))
-        project = conn.execute("SELECT (api.create_project(%s) ->> 'id')::bigint", (f"latency {tag}",)).fetchone()[0]
+        project = conn.execute("SELECT (api.create_project(%s, organization_id => %s) ->> 'id')::bigint",
+                               (f"latency {tag}", org)).fetchone()[0]
         cls = conn.execute("SELECT (api.upsert_taxonomy_node(%s, 'MEL', 'Melanoma') ->> 'id')::bigint",
                            (project,)).fetchone()[0]
-        user = conn.execute("INSERT INTO auth.\"user\" (email, display_name, roles) VALUES (%s, 'a', '{annotator}') "
-                            "RETURNING id", (f"lat-ann-{tag}@t.org",)).fetchone()[0]
-        reviewer = conn.execute("INSERT INTO auth.\"user\" (email, display_name, roles) VALUES (%s, 'r', "
-                                "'{reviewer}') RETURNING id", (f"lat-rev-{tag}@t.org",)).fetchone()[0]
-        conn.execute("INSERT INTO core.project_member VALUES (%s, %s), (%s, %s)", (project, user, project, reviewer))
+        user = conn.execute("INSERT INTO auth.\"user\" (email, display_name) VALUES (%s, 'a') RETURNING id",
+                            (f"lat-ann-{tag}@t.org",)).fetchone()[0]
+        reviewer = conn.execute("INSERT INTO auth.\"user\" (email, display_name) VALUES (%s, 'r') RETURNING id",
+                                (f"lat-rev-{tag}@t.org",)).fetchone()[0]
+        join(conn, project, [user], annotator=True)
+        join(conn, project, [reviewer], reviewer=True)
         conn.execute("INSERT INTO core.image (project_id, storage_key, sha256, width, height, media_type) "
                      "SELECT %s, 'l/' || i, encode(sha256((%s || i)::bytea), 'hex'), 512, 512, 'image/png' "
                      "FROM generate_series(1, %s) i", (project, tag, CYCLES + 100))

@@ -9,9 +9,15 @@ import json
 import os
 import random
 import statistics
+import sys
 import time
+import uuid
+from pathlib import Path
 
 import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _people import join, organization  # noqa: E402
 
 WORDS = ["melanoma", "nevus", "carcinoma", "keratosis", "dermatitis", "psoriasis", "lentigo", "angioma", "tinea",
          "eczema", "vitiligo", "urticaria", "lichen", "pemphigus", "rosacea", "acne", "wart", "scabies", "lupus",
@@ -23,11 +29,12 @@ QUALIFIERS = ["acral", "nodular", "superficial", "congenital", "atypical", "chro
 def main(nodes: int = 5000, queries: int = 1000) -> None:
     rnd = random.Random(42)
     with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
-        admin = conn.execute("INSERT INTO auth.\"user\" (email, display_name, roles) VALUES "
-                             "('taxonomy-bench-' || gen_random_uuid() || '@t.org', 'bench', '{admin,annotator}') "
-                             "RETURNING id").fetchone()[0]
+        tag = uuid.uuid4().hex
+        org, admin = organization(conn, f"bench taxonomy {tag}", f"taxonomy-bench-{tag}@t.org", display_name="bench")
         conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps({"sub": admin}),))
-        project = conn.execute("SELECT (api.create_project('bench taxonomy') ->> 'id')::bigint").fetchone()[0]
+        project = conn.execute("SELECT (api.create_project('bench taxonomy', organization_id => %s) "
+                               "->> 'id')::bigint", (org,)).fetchone()[0]
+        join(conn, project, [admin], admin=True, annotator=True)  # searches as an annotator of the project
         # a realistic shape: 28 families, qualifiers below, variants below those
         rows = []
         for i in range(nodes):

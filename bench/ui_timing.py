@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests"))
 from browser import ARGS, CHROMIUM  # noqa: E402
 from _app import sign_in, start_app  # noqa: E402
+from _people import join, organization  # noqa: E402
 from upload import photo  # noqa: E402
 
 # Armed before each submit: the time of the next keydown, and a promise of the ms until the next image is drawn.
@@ -39,16 +40,16 @@ def setup(url: str) -> dict:
     tag = str(time.time_ns())
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT set_config('request.jwt.claims', '', false)")
-        ids = {}
-        for who, roles in (("admin", "{admin}"), ("annotator", "{annotator}")):
-            ids[who] = conn.execute(
-                "INSERT INTO auth.\"user\" (email, display_name, password_hash, roles) VALUES "
-                "(%s, %s, crypt(%s, gen_salt('bf', 4)), %s) RETURNING id",
-                (f"ui-{who}-{tag}@t.org", who, PASSWORD, roles)).fetchone()[0]
-        conn.execute("SELECT set_config('request.jwt.claims', %s, false)", (json.dumps({"sub": ids["admin"]}),))
-        project = conn.execute("SELECT (api.create_project(%s) ->> 'id')::bigint", (f"ui timing {tag}",)).fetchone()[0]
+        org, admin = organization(conn, f"ui timing {tag}", f"ui-admin-{tag}@t.org", PASSWORD)
+        annotator = conn.execute(
+            "INSERT INTO auth.\"user\" (email, display_name, password_hash) VALUES "
+            "(%s, 'annotator', crypt(%s, gen_salt('bf', 4))) RETURNING id",
+            (f"ui-annotator-{tag}@t.org", PASSWORD)).fetchone()[0]
+        conn.execute("SELECT set_config('request.jwt.claims', %s, false)", (json.dumps({"sub": admin}),))
+        project = conn.execute("SELECT (api.create_project(%s, organization_id => %s) ->> 'id')::bigint",
+                               (f"ui timing {tag}", org)).fetchone()[0]
         conn.execute("SELECT api.upsert_taxonomy_node(%s, 'MEL', 'Melanoma')", (project,))
-        conn.execute("SELECT api.add_project_member(%s, %s)", (project, ids["annotator"]))
+        join(conn, project, [annotator], annotator=True)
         conn.execute("SELECT api.create_work_rule(%s, 'all', 1000)", (project,))
     return {"project": project, "admin": f"ui-admin-{tag}@t.org", "annotator": f"ui-annotator-{tag}@t.org"}
 

@@ -28,6 +28,7 @@ REGISTER = int(os.environ.get("DL_BENCH_REGISTER", "100000"))
 PASSWORD = "bench-password"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _app import pct, rss_mb, sign_in, start_app  # noqa: E402
+from _people import organization, sessions  # noqa: E402
 
 
 def photo(seed: int) -> bytes:
@@ -45,21 +46,22 @@ def photo(seed: int) -> bytes:
 
 def setup(conn: psycopg.Connection) -> dict:
     conn.execute("SELECT set_config('request.jwt.claims', '', false)")
-    admin = conn.execute("INSERT INTO auth.\"user\" (email, display_name, password_hash, roles) VALUES "
-                         "('upload-admin@t.org', 'admin', crypt(%s, gen_salt('bf', 4)), '{admin}') RETURNING id",
-                         (PASSWORD,)).fetchone()[0]
+    org, admin = organization(conn, "bench upload", "upload-admin@t.org", PASSWORD)
     conn.execute("SELECT set_config('request.jwt.claims', %s, false)", (json.dumps({"sub": admin}),))
-    project = conn.execute("SELECT (api.create_project('bench upload') ->> 'id')::bigint").fetchone()[0]
-    bulk = conn.execute("SELECT (api.create_project('bench register') ->> 'id')::bigint").fetchone()[0]
+    project = conn.execute("SELECT (api.create_project('bench upload', organization_id => %s) ->> 'id')::bigint",
+                           (org,)).fetchone()[0]
+    bulk = conn.execute("SELECT (api.create_project('bench register', organization_id => %s) ->> 'id')::bigint",
+                        (org,)).fetchone()[0]
+    sid = sessions(conn, [admin])[admin]
     conn.commit()
-    return {"admin": admin, "project": project, "bulk": bulk}
+    return {"admin": admin, "session": sid, "project": project, "bulk": bulk}
 
 
 def register(conn: psycopg.Connection, w: dict) -> float:
     t = time.monotonic()
     with conn.transaction():
-        conn.execute("SELECT set_config('role', 'dl_admin', true), set_config('request.jwt.claims', %s, true)",
-                     (json.dumps({"sub": w["admin"]}),))
+        conn.execute("SELECT auth.begin_request(%s, %s, '{dl_admin}', %s)",  # as the app starts each call
+                     (w["admin"], w["session"], json.dumps({"sub": w["admin"], "sid": w["session"]})))
         conn.execute("SELECT count(api.register_image(%s, 'bulk/' || i || '.jpg', "
                      "encode(sha256(('bulk' || i)::bytea), 'hex'), 1024, 768, 'image/jpeg')) "
                      "FROM generate_series(1, %s) i", (w["bulk"], REGISTER))

@@ -172,7 +172,7 @@ CREATE OR REPLACE FUNCTION api.heartbeat(item_id bigint)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
-    me bigint := core.require_role('annotator');
+    me bigint := core.require_signed_in();  -- the annotator role in the item's project: core.lock_held_item
     it core.work_item := core.lock_held_item(item_id, me);
 BEGIN
     RETURN jsonb_build_object('id', it.id, 'lock_expires_at', core.extend_lock(it));
@@ -185,7 +185,7 @@ CREATE OR REPLACE FUNCTION api.save_draft(item_id bigint, content jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
-    me bigint := core.require_role('annotator');
+    me bigint := core.require_signed_in();  -- the annotator role in the item's project: core.lock_held_item
     it core.work_item := core.lock_held_item(item_id, me);
     saved timestamptz;
 BEGIN
@@ -206,7 +206,7 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 -- revision_seq is taken from the item row, which is locked first: gapless and unique per item.
 DECLARE
-    me bigint := core.require_role('annotator');
+    me bigint := core.require_signed_in();  -- the annotator role in the item's project: core.lock_held_item
     it core.work_item := core.lock_held_item(item_id, me);
     cls bigint;
     seq integer;
@@ -233,7 +233,7 @@ CREATE OR REPLACE FUNCTION api.reject_image(item_id bigint, reason text, comment
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
-    me bigint := core.require_role('annotator');
+    me bigint := core.require_signed_in();  -- the annotator role in the item's project: core.lock_held_item
     it core.work_item := core.lock_held_item(item_id, me);
     flag_id bigint;
 BEGIN
@@ -264,7 +264,7 @@ CREATE OR REPLACE FUNCTION api.release_item(item_id bigint)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
-    me bigint := core.require_role('annotator');
+    me bigint := core.require_signed_in();  -- the annotator role in the item's project: core.lock_held_item
     it core.work_item := core.lock_held_item(item_id, me);
 BEGIN
     IF it.last_revision_seq > 0 THEN

@@ -171,18 +171,21 @@ $$;
 -- "Holds the role somewhere": what GRANT-level checks (core.require_role) ask before the project-level check.
 CREATE OR REPLACE FUNCTION auth.has_role(wanted auth.app_role) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
+-- One indexed probe per kind (it guards many calls): no array of projects is built.
 DECLARE
     me bigint := auth.uid();
 BEGIN
-    IF wanted = 'analyst' THEN
-        RETURN EXISTS (SELECT 1 FROM core.org_member o JOIN auth."user" u ON u.id = o.user_id
-                        WHERE o.user_id = me AND o.analyst AND u.active);
+    IF NOT EXISTS (SELECT 1 FROM auth."user" u WHERE u.id = me AND u.active) THEN
+        RETURN false;
     END IF;
-    RETURN cardinality(auth.projects_as(wanted::text)) > 0
-        OR (wanted = 'admin' AND (EXISTS (SELECT 1 FROM core.org_member o JOIN auth."user" u ON u.id = o.user_id
-                                           WHERE o.user_id = me AND o.admin AND u.active)
-                                  OR EXISTS (SELECT 1 FROM auth."user" u WHERE u.id = me AND u.active
-                                                                          AND u.operator)));
+    RETURN CASE wanted
+        WHEN 'annotator' THEN EXISTS (SELECT 1 FROM core.project_member m WHERE m.user_id = me AND m.annotator)
+        WHEN 'reviewer' THEN EXISTS (SELECT 1 FROM core.project_member m WHERE m.user_id = me AND m.reviewer)
+        WHEN 'admin' THEN EXISTS (SELECT 1 FROM core.project_member m WHERE m.user_id = me AND m.admin)
+                          OR EXISTS (SELECT 1 FROM core.org_member o WHERE o.user_id = me AND o.admin)
+                          OR EXISTS (SELECT 1 FROM auth."user" u WHERE u.id = me AND u.operator)
+        WHEN 'analyst' THEN EXISTS (SELECT 1 FROM core.org_member o WHERE o.user_id = me AND o.analyst)
+        ELSE false END;
 END
 $$;
 COMMENT ON FUNCTION auth.has_role(auth.app_role) IS

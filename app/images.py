@@ -104,7 +104,8 @@ class Intake:
                 "height": img.height, "media_type": img.media_type, "metadata": metadata,
                 "consent_ref": self.consent_ref}
         if self.caller.key:
-            args.update(external_id=self.external_id, metadata={**self.case_metadata, **metadata})
+            args.update(external_id=self.external_id, metadata={**self.case_metadata, **metadata},
+                        source_class=source_class)
         else:
             args.update(source_class=source_class, upload_batch=batch)
         async with _LOCKS.setdefault(f"{pid}/{img.sha256}", asyncio.Lock()):

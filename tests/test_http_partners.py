@@ -38,7 +38,7 @@ def make_key(c, admin_headers, project: int, scopes: list[str], **extra) -> dict
 def send_case(c, key: str, project: int, external_id: str, data: bytes, metadata: dict | None = None):
     return c.post(f"/projects/{project}/images", headers={"Authorization": f"Bearer {key}"},
                   files=[("files", ("case.png", data, "image/png"))],
-                  data={"external_id": external_id, "metadata": json.dumps(metadata or {})})
+                  data={"external_id": external_id, "metadata": json.dumps(metadata or {}), "source_class": "teledermoscopy"})
 
 
 def test_a_partner_sends_a_case_and_reads_its_result(app_server, database_url):
@@ -59,6 +59,9 @@ def test_a_partner_sends_a_case_and_reads_its_result(app_server, database_url):
         assert again.json()["files"][0]["id"] == case["id"]
         conflict = send_case(c, key, w["project"], "CASE-42", png(2))
         assert conflict.status_code == 409 and conflict.json()["code"] == "PT409"
+        with psycopg.connect(database_url) as conn:  # what the project's rules select on, and the key's batch
+            assert conn.execute("SELECT source_class, upload_batch FROM core.image WHERE id = %s",
+                                (case["id"],)).fetchone() == ("teledermoscopy", f"partner:{key[:11]}")
         pending = c.get("/rpc/partner_case", params={"external_id": "CASE-42"}, headers=bearer)
         assert pending.status_code == 200 and pending.json()["status"] == "pending"
 

@@ -268,7 +268,8 @@ COMMENT ON FUNCTION api.key_info() IS
 
 CREATE OR REPLACE FUNCTION api.register_partner_image(project_id bigint, external_id text, storage_key text,
                                                       sha256 text, width integer, height integer, media_type text,
-                                                      metadata jsonb DEFAULT '{}', consent_ref text DEFAULT NULL)
+                                                      metadata jsonb DEFAULT '{}', consent_ref text DEFAULT NULL,
+                                                      source_class text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 -- Idempotent on (the key's organization, external_id): sending a case again answers the same case; the same id
@@ -295,7 +296,7 @@ BEGIN
         END IF;
         RETURN jsonb_build_object('id', c.image_id, 'external_id', c.external_id, 'duplicate', true);
     END IF;
-    img := core.add_image(project_id, storage_key, sha256, width, height, media_type, NULL, 'partner:' || k.prefix,
+    img := core.add_image(project_id, storage_key, sha256, width, height, media_type, source_class, 'partner:' || k.prefix,
                           coalesce(metadata, '{}') - 'original_filename', NULL, consent_ref);
     INSERT INTO core.partner_case (organization_id, external_id, project_id, image_id, key_id, metadata)
     VALUES (k.organization_id, register_partner_image.external_id, project_id, (img ->> 'id')::bigint, k.id,
@@ -303,9 +304,10 @@ BEGIN
     RETURN img || jsonb_build_object('external_id', external_id);
 END
 $$;
-COMMENT ON FUNCTION api.register_partner_image(bigint, text, text, text, integer, integer, text, jsonb, text) IS
+COMMENT ON FUNCTION api.register_partner_image(bigint, text, text, text, integer, integer, text, jsonb, text, text) IS
     'Partner key with images:write (through POST /projects/{id}/images with external_id): records an uploaded '
-    'case. The same external_id again answers the same case (duplicate: true); with other bytes, 409.';
+    'case (source_class: what the project''s work rules select on, e.g. dermoscopy). The same external_id again '
+    'answers the same case (duplicate: true); with other bytes, 409.';
 
 CREATE OR REPLACE FUNCTION api.partner_case(external_id text)
 RETURNS jsonb
@@ -359,5 +361,5 @@ GRANT EXECUTE ON FUNCTION api.create_api_key(bigint, text, bigint[], text[], tim
                           api.list_api_keys(bigint), api.revoke_api_key(bigint), api.rotate_api_key(bigint)
     TO dl_admin;
 GRANT EXECUTE ON FUNCTION api.key_info(), api.partner_case(text),
-                          api.register_partner_image(bigint, text, text, text, integer, integer, text, jsonb, text)
+                          api.register_partner_image(bigint, text, text, text, integer, integer, text, jsonb, text, text)
     TO dl_partner;

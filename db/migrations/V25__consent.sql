@@ -9,4 +9,5 @@ COMMENT ON COLUMN core.image.consent_ref IS
 -- the image registrations take the consent reference (their repeatables create the new signatures)
 DROP FUNCTION IF EXISTS api.register_image(bigint, text, text, integer, integer, text, text, text, jsonb);
 DROP FUNCTION IF EXISTS api.register_partner_image(bigint, text, text, text, integer, integer, text, jsonb);
+DROP FUNCTION IF EXISTS api.register_partner_image(bigint, text, text, text, integer, integer, text, jsonb, text);
 DROP FUNCTION IF EXISTS core.add_image(bigint, text, text, integer, integer, text, text, text, jsonb, bigint);

@@ -81,14 +81,29 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION core.validate_regions(p_regions jsonb, p_width integer, p_height integer)
+CREATE OR REPLACE FUNCTION core.check_point(p_field text, p_point jsonb, p_width integer, p_height integer)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = '' AS $$
+BEGIN
+    IF jsonb_typeof(p_point) IS DISTINCT FROM 'array' OR jsonb_array_length(p_point) <> 2 THEN
+        PERFORM core.invalid(p_field, 'each point is [x, y]');
+    END IF;
+    PERFORM core.check_number(p_field, p_point -> 0, 0, p_width);
+    PERFORM core.check_number(p_field, p_point -> 1, 0, p_height);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION core.validate_regions(p_regions jsonb, p_width integer, p_height integer,
+                                                 p_labels text[])
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = '' AS $$
+-- The region shapes of docs/segmentation.md, in pixels of the image; labels from the project's list.
 DECLARE
     r jsonb;
     i integer := 0;
     field text;
     pt jsonb;
+    label text;
     x numeric; y numeric; w numeric; h numeric;
 BEGIN
     IF jsonb_typeof(p_regions) <> 'array' THEN
@@ -106,8 +121,13 @@ BEGIN
         IF r ? 'label' AND jsonb_typeof(r -> 'label') NOT IN ('string', 'null') THEN
             PERFORM core.invalid(field || '.label', 'must be text');
         END IF;
-        IF length(r ->> 'label') > 200 THEN
-            PERFORM core.invalid(field || '.label', 'at most 200 characters');
+        label := nullif(btrim(r ->> 'label'), '');
+        IF label IS NULL AND r ->> 'type' = 'mask' THEN
+            PERFORM core.invalid(field || '.label', 'is required for a mask (one of the project''s region labels)');
+        END IF;
+        IF label IS NOT NULL AND NOT label = ANY (p_labels) THEN
+            PERFORM core.invalid(field || '.label', 'must be one of the project''s region labels: '
+                                                    || array_to_string(p_labels, ', '));
         END IF;
         CASE r ->> 'type'
         WHEN 'bbox' THEN
@@ -130,18 +150,31 @@ BEGIN
                 PERFORM core.invalid(field || '.points', 'at most 1000 points');
             END IF;
             FOR pt IN SELECT jsonb_array_elements(r -> 'points') LOOP
-                IF jsonb_typeof(pt) <> 'array' OR jsonb_array_length(pt) <> 2 THEN
-                    PERFORM core.invalid(field || '.points', 'each point is [x, y]');
-                END IF;
-                PERFORM core.check_number(field || '.points', pt -> 0, 0, p_width);
-                PERFORM core.check_number(field || '.points', pt -> 1, 0, p_height);
+                PERFORM core.check_point(field || '.points', pt, p_width, p_height);
             END LOOP;
+            IF r ? 'drawn' AND coalesce(r ->> 'drawn', '') NOT IN ('freehand', 'spline') THEN
+                PERFORM core.invalid(field || '.drawn', 'must be freehand or spline');
+            END IF;
+        WHEN 'line' THEN
+            IF jsonb_typeof(r -> 'points') IS DISTINCT FROM 'array' OR jsonb_array_length(r -> 'points') <> 2 THEN
+                PERFORM core.invalid(field || '.points', 'a line is two points [[x1, y1], [x2, y2]]');
+            END IF;
+            PERFORM core.check_point(field || '.points', r -> 'points' -> 0, p_width, p_height);
+            PERFORM core.check_point(field || '.points', r -> 'points' -> 1, p_width, p_height);
+            IF r -> 'points' -> 0 = r -> 'points' -> 1 THEN
+                PERFORM core.invalid(field || '.points', 'a line needs two different points');
+            END IF;
+        WHEN 'mask' THEN
+            PERFORM core.check_rle(r -> 'rle', p_height, p_width, field || '.rle');
         ELSE
-            PERFORM core.invalid(field || '.type', 'must be bbox, polygon or point');
+            PERFORM core.invalid(field || '.type', 'must be bbox, polygon, point, line or mask');
         END CASE;
     END LOOP;
 END
 $$;
+COMMENT ON FUNCTION core.validate_regions(jsonb, integer, integer, text[]) IS
+    'Raises 22023 naming the field unless every region is a bbox, polygon, point, line or mask (COCO RLE) inside '
+    'the width x height image, labelled (masks must be) with one of the given labels.';
 
 CREATE OR REPLACE FUNCTION core.validate_content(p_item core.work_item, p_content jsonb, p_complete boolean)
 RETURNS bigint
@@ -192,7 +225,8 @@ BEGIN
     END IF;
     IF p_content ? 'regions' AND p_content -> 'regions' <> 'null'::jsonb THEN
         SELECT i.* INTO img FROM core.image i WHERE i.id = p_item.image_id;
-        PERFORM core.validate_regions(p_content -> 'regions', img.width, img.height);
+        PERFORM core.validate_regions(p_content -> 'regions', img.width, img.height,
+                                      (SELECT p.region_labels FROM core.project p WHERE p.id = p_item.project_id));
     END IF;
     IF p_content ? 'confidence' AND p_content -> 'confidence' <> 'null'::jsonb
        AND coalesce(p_content ->> 'confidence', '') NOT IN ('low', 'medium', 'high') THEN
@@ -205,3 +239,9 @@ BEGIN
     RETURN cls;
 END
 $$;
+
+-- api.region_measurements checks regions as its caller (row-level security applies to what it reads)
+GRANT EXECUTE ON FUNCTION core.validate_regions(jsonb, integer, integer, text[]),
+                          core.check_point(text, jsonb, integer, integer),
+                          core.check_number(text, jsonb, numeric, numeric)
+    TO dl_annotator, dl_reviewer, dl_admin;

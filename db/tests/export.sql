@@ -9,7 +9,7 @@ SELECT tests.act_as(:a1, 'annotator');
 SELECT api.next_item(:project);
 SELECT api.submit_annotation(w.id, tests.content(:mel)) FROM core.work_item w WHERE w.assignee_id = :a1;
 SELECT api.next_item(:project);
-SELECT api.submit_annotation(w.id, tests.content(:nev) || '{"regions": [{"type": "polygon", "points": [[0,0],[10,0],[10,10]], "label": "edge"}]}')
+SELECT api.submit_annotation(w.id, tests.content(:nev) || '{"regions": [{"type": "polygon", "points": [[0,0],[10,0],[10,10]], "label": "streaks"}]}')
   FROM core.work_item w WHERE w.assignee_id = :a1;
 SELECT api.next_item(:project);
 SELECT api.submit_annotation(w.id, tests.content(:mel)) FROM core.work_item w WHERE w.assignee_id = :a1;
@@ -33,7 +33,7 @@ SELECT is((:'page'::jsonb -> 0 ->> 'annotator_id')::bigint, :a1::bigint, 'annota
 SELECT is(:'page'::jsonb -> 0 -> 'reviewer_ids', jsonb_build_array(:r1), 'reviewers');
 SELECT is((:'page'::jsonb -> 0 ->> 'revision_count')::int, 1, 'revision count');
 SELECT is(:'page'::jsonb -> 0 ->> 'sha256', (SELECT sha256 FROM core.image WHERE id = :img1), 'sha256 of the image');
-SELECT is(:'page'::jsonb -> 1 -> 'regions' -> 0 ->> 'label', 'edge', 'the polygon of the second');
+SELECT is(:'page'::jsonb -> 1 -> 'regions' -> 0 ->> 'label', 'streaks', 'the polygon of the second');
 
 -- keyset pages and filters
 SELECT is(api.export_page(:project, '{}', 0, 0, 1), jsonb_build_array(:'page'::jsonb -> 0),

@@ -27,6 +27,8 @@ SELECT set_eq($$
         ('upsert_taxonomy_node', '{admin}'), ('set_descriptor_schema', '{admin}'),
         ('search_taxonomy', '{annotator,reviewer,admin}'), ('descriptor_schema', '{annotator,reviewer,admin}'),
         ('taxonomy_tree', '{annotator,reviewer,admin}'),
+        ('region_labels', '{annotator,reviewer,admin}'), ('set_region_labels', '{admin}'),
+        ('region_measurements', '{annotator,reviewer,admin}'),
         ('create_work_rule', '{admin}'), ('update_work_rule', '{admin}'), ('generate_work_items', '{admin}'),
         ('preview_work_rule', '{admin}'),
         ('next_item', '{annotator}'), ('heartbeat', '{annotator}'), ('save_draft', '{annotator}'),

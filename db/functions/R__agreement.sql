@@ -1,0 +1,101 @@
+-- Agreement beyond kappa: Krippendorff's alpha for any number of raters per image with missing reads, under the
+-- nominal, ordinal, interval and taxonomy metrics (docs/agreement.md has the formulas and a worked example).
+
+CREATE OR REPLACE FUNCTION core.taxonomy_distance(p_a bigint, p_b bigint) RETURNS double precision
+LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+-- Wu-Palmer distance between two taxonomy nodes: 1 - 2 depth(lowest common ancestor) / (depth(a) + depth(b)),
+-- depths counted from a virtual root (top-level nodes have depth 1). 0 for the same node, 1 for nodes under
+-- different top-level branches; a more or less specific answer on the same branch lies between.
+DECLARE
+    pa jsonb;
+    pb jsonb;
+    common integer := 0;
+BEGIN
+    IF p_a = p_b THEN
+        RETURN 0;
+    END IF;
+    SELECT n.path INTO pa FROM core.taxonomy_node n WHERE n.id = p_a;
+    SELECT n.path INTO pb FROM core.taxonomy_node n WHERE n.id = p_b;
+    IF pa IS NULL OR pb IS NULL THEN
+        RETURN 1;
+    END IF;
+    WHILE common < least(jsonb_array_length(pa), jsonb_array_length(pb))
+          AND pa -> common -> 'id' = pb -> common -> 'id' LOOP
+        common := common + 1;
+    END LOOP;
+    RETURN 1 - 2.0 * common / (jsonb_array_length(pa) + jsonb_array_length(pb));
+END
+$$;
+COMMENT ON FUNCTION core.taxonomy_distance(bigint, bigint) IS
+    'Wu-Palmer distance between two taxonomy nodes (0 same node, 1 different top-level branches): the taxonomy '
+    'metric of Krippendorff''s alpha.';
+
+CREATE OR REPLACE FUNCTION core.krippendorff_alpha(p_units bigint[], p_values text[], p_metric text,
+                                                   p_order text[] DEFAULT NULL)
+RETURNS double precision
+LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+-- Ratings as parallel arrays (unit = image, value; NULL values are missing reads). Units with fewer than two values
+-- are not pairable and left out. Coincidences o_ck = sum over units of m_uc m_uk / (m_u - 1) (c = k:
+-- m_uc (m_uc - 1) / (m_u - 1)); n_c = sum_k o_ck; n = sum n_c. alpha = 1 - (n - 1) sum o_ck d_ck / sum n_c n_k d_ck,
+-- with the metric's squared difference d: nominal 0/1; interval (c - k)^2 on numbers; ordinal
+-- (sum of n_g for g from c to k - (n_c + n_k) / 2)^2 over ranks (p_order, else numeric order when every value is
+-- a number, else text order); taxonomy the Wu-Palmer distance of two node ids. NULL when undefined.
+DECLARE
+    number_re constant text := '^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$';
+    observed double precision;
+    expected double precision;
+    n double precision;
+    numeric_values boolean;
+BEGIN
+    IF p_metric IS NULL OR p_metric NOT IN ('nominal', 'ordinal', 'interval', 'taxonomy') THEN
+        PERFORM core.invalid('metric', 'must be nominal, ordinal, interval or taxonomy');
+    END IF;
+    IF cardinality(p_units) IS DISTINCT FROM cardinality(p_values) THEN
+        PERFORM core.invalid('values', 'must pair with units one to one');
+    END IF;
+    SELECT bool_and(v ~ number_re) INTO numeric_values FROM unnest(p_values) v WHERE v IS NOT NULL;
+    IF p_metric = 'interval' AND NOT numeric_values THEN
+        PERFORM core.invalid('values', 'the interval metric needs numbers');
+    END IF;
+    IF p_metric = 'ordinal' AND p_order IS NOT NULL
+       AND EXISTS (SELECT 1 FROM unnest(p_values) v WHERE v IS NOT NULL AND NOT v = ANY (p_order)) THEN
+        PERFORM core.invalid('values', 'every value must be one of the given order');
+    END IF;
+    WITH r AS (SELECT t.u, t.v FROM unnest(p_units, p_values) AS t(u, v) WHERE t.v IS NOT NULL AND t.u IS NOT NULL),
+         uc AS (SELECT r.u, r.v, count(*)::double precision AS muc, sum(count(*)) OVER (PARTITION BY r.u) AS mu
+                  FROM r GROUP BY r.u, r.v),
+         o AS (SELECT a.v AS c, b.v AS k,
+                      sum(CASE WHEN a.v = b.v THEN a.muc * (a.muc - 1) ELSE a.muc * b.muc END / (a.mu - 1)) AS o
+                 FROM uc a JOIN uc b ON b.u = a.u
+                WHERE a.mu >= 2
+                GROUP BY a.v, b.v),
+         nc AS (SELECT o.c, sum(o.o) AS n FROM o GROUP BY o.c),
+         -- ranks for the ordinal metric: cum = n_g summed over the values up to and including this one
+         ranked AS (SELECT nc.c, nc.n,
+                           sum(nc.n) OVER (ORDER BY array_position(p_order, nc.c),
+                                                    CASE WHEN numeric_values THEN nc.c::double precision END, nc.c
+                                           ROWS UNBOUNDED PRECEDING) AS cum
+                      FROM nc),
+         d AS (SELECT a.c, b.c AS k, a.n AS nc, b.n AS nk,
+                      CASE WHEN a.c = b.c THEN 0
+                           WHEN p_metric = 'nominal' THEN 1
+                           WHEN p_metric = 'interval' THEN (a.c::double precision - b.c::double precision) ^ 2
+                           WHEN p_metric = 'taxonomy' THEN core.taxonomy_distance(a.c::bigint, b.c::bigint)
+                           -- ordinal: n_g from the lower to the higher value, less half of each end's own count
+                           ELSE (abs(b.cum - a.cum) + CASE WHEN a.cum < b.cum THEN a.n - (a.n + b.n) / 2
+                                                           ELSE b.n - (a.n + b.n) / 2 END) ^ 2 END AS d
+                 FROM ranked a, ranked b)
+    SELECT (SELECT sum(nc.n) FROM nc),
+           (SELECT sum(o.o * d.d) FROM o JOIN d ON d.c = o.c AND d.k = o.k),
+           (SELECT sum(d.nc * d.nk * d.d) FROM d)
+      INTO n, observed, expected;
+    IF n IS NULL OR n < 2 OR expected IS NULL OR expected = 0 THEN
+        RETURN NULL;
+    END IF;
+    RETURN 1 - (n - 1) * observed / expected;
+END
+$$;
+COMMENT ON FUNCTION core.krippendorff_alpha(bigint[], text[], text, text[]) IS
+    'Krippendorff''s alpha of ratings given as parallel arrays (unit, value; NULL = missing) under the nominal, '
+    'ordinal (ranks from p_order or the values'' order), interval or taxonomy (Wu-Palmer) metric; NULL when '
+    'undefined (fewer than two pairable values, or no disagreement possible).';

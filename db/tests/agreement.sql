@@ -1,0 +1,38 @@
+-- Krippendorff's alpha under the taxonomy metric (Wu-Palmer distance) on a hand-computed example; the nominal,
+-- ordinal and interval metrics are checked against the krippendorff package in tests/test_agreement_alpha.py.
+BEGIN;
+SELECT plan(8);
+
+SELECT * FROM tests.fixture(n_images => 0) \gset
+SELECT tests.act_as(:admin, 'admin');
+SELECT (api.upsert_taxonomy_node(:project, 'INF', 'Inflammatory') ->> 'id')::bigint AS inf \gset
+SELECT (api.upsert_taxonomy_node(:project, 'PSO', 'Psoriasis', 'INF') ->> 'id')::bigint AS pso \gset
+SELECT id AS neo FROM core.taxonomy_node WHERE project_id = :project AND code = 'NEO' \gset
+SELECT tests.as_superuser();
+
+SELECT is(core.taxonomy_distance(:mel, :mel), 0::double precision, 'core.taxonomy_distance: a node and itself: 0');
+SELECT is(core.taxonomy_distance(:mel, :nev), 0.5::double precision,
+          'core.taxonomy_distance: siblings under NEO: 1 - 2*1/(2+2) = 0.5');
+SELECT ok(abs(core.taxonomy_distance(:mel, :neo) - 1.0 / 3) < 1e-12,
+          'core.taxonomy_distance: a less specific answer on the same branch: 1 - 2*1/(2+1) = 1/3');
+SELECT is(core.taxonomy_distance(:mel, :pso), 1::double precision,
+          'core.taxonomy_distance: different top-level branches: 1');
+-- three images, two reads each: (MEL, MEL), (MEL, NV), (NV, PSO). n = 6; n_MEL 3, n_NV 2, n_PSO 1.
+-- observed: 2 d(MEL,NV) + 2 d(NV,PSO) = 3; expected: 2 (3*2*0.5 + 3*1*1 + 2*1*1) = 16; alpha = 1 - 5 * 3 / 16
+SELECT ok(abs(core.krippendorff_alpha(ARRAY[1, 1, 2, 2, 3, 3]::bigint[],
+                                      ARRAY[:mel, :mel, :mel, :nev, :nev, :pso]::text[], 'taxonomy') - 0.0625) < 1e-12,
+          'core.krippendorff_alpha: taxonomy metric, hand-computed 0.0625');
+-- nominal on the same reads: observed 4, expected 2 (6 + 3 + 2) = 22: alpha = 1 - 5 * 4 / 22
+SELECT ok(abs(core.krippendorff_alpha(ARRAY[1, 1, 2, 2, 3, 3]::bigint[],
+                                      ARRAY[:mel, :mel, :mel, :nev, :nev, :pso]::text[], 'nominal') - (1 - 20.0 / 22)) < 1e-12,
+          'core.krippendorff_alpha: nominal gives no partial credit (1 - 20/22)');
+SELECT ok(abs(core.krippendorff_alpha(ARRAY[1, 1, 2, 2, 3, 3, 4]::bigint[], ARRAY['I', 'II', 'II', 'II', 'V', 'VI', 'III'],
+                                      'ordinal', ARRAY['I', 'II', 'III', 'IV', 'V', 'VI'])
+              - core.krippendorff_alpha(ARRAY[1, 1, 2, 2, 3, 3, 4]::bigint[], ARRAY['1', '2', '2', '2', '5', '6', '3'],
+                                        'ordinal')) < 1e-12,
+          'core.krippendorff_alpha: ordinal ranks follow the given order (Fitzpatrick I-VI as 1-6)');
+SELECT throws_ok($$SELECT core.krippendorff_alpha('{1,1}', '{a,b}', 'cosine')$$, '22023',
+                 'metric: must be nominal, ordinal, interval or taxonomy', 'core.krippendorff_alpha: unknown metric refused');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -99,3 +99,45 @@ COMMENT ON FUNCTION core.krippendorff_alpha(bigint[], text[], text, text[]) IS
     'Krippendorff''s alpha of ratings given as parallel arrays (unit, value; NULL = missing) under the nominal, '
     'ordinal (ranks from p_order or the values'' order), interval or taxonomy (Wu-Palmer) metric; NULL when '
     'undefined (fewer than two pairable values, or no disagreement possible).';
+
+CREATE OR REPLACE FUNCTION core.mask_overlap(p_a jsonb, p_b jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE SET search_path = '' AS $$
+-- Two masks of the same size (COCO RLE {size, counts}, already checked): pixels set in both, in each, and the Dice
+-- (2|A∩B| / (|A| + |B|)) and IoU (|A∩B| / |A∪B|). Walks both run lists once (two pointers over the foreground
+-- intervals), so the cost is the number of runs, not of pixels.
+DECLARE
+    ra bigint[] := core.rle_counts(p_a ->> 'counts');
+    rb bigint[] := core.rle_counts(p_b ->> 'counts');
+    i integer := 2;  -- 1-based index of the current foreground run (even positions)
+    j integer := 2;
+    sa bigint;  -- start of A's current foreground run
+    sb bigint;
+    area_a bigint := 0;
+    area_b bigint := 0;
+    inter bigint := 0;
+BEGIN
+    IF p_a -> 'size' IS DISTINCT FROM p_b -> 'size' THEN
+        PERFORM core.invalid('rle.size', 'the two masks must have the same size');
+    END IF;
+    SELECT coalesce(sum(r) FILTER (WHERE n % 2 = 0), 0) INTO area_a FROM unnest(ra) WITH ORDINALITY AS t(r, n);
+    SELECT coalesce(sum(r) FILTER (WHERE n % 2 = 0), 0) INTO area_b FROM unnest(rb) WITH ORDINALITY AS t(r, n);
+    sa := ra[1];
+    sb := rb[1];
+    WHILE i <= cardinality(ra) AND j <= cardinality(rb) LOOP
+        inter := inter + greatest(0, least(sa + ra[i], sb + rb[j]) - greatest(sa, sb));
+        IF sa + ra[i] <= sb + rb[j] THEN  -- A's run ends first: move to A's next foreground run
+            sa := sa + ra[i] + coalesce(ra[i + 1], 0);
+            i := i + 2;
+        ELSE
+            sb := sb + rb[j] + coalesce(rb[j + 1], 0);
+            j := j + 2;
+        END IF;
+    END LOOP;
+    RETURN jsonb_build_object(
+        'intersection_px', inter, 'area_a_px', area_a, 'area_b_px', area_b,
+        'dice', CASE WHEN area_a + area_b > 0 THEN 2.0 * inter / (area_a + area_b) END,
+        'iou', CASE WHEN area_a + area_b - inter > 0 THEN inter::numeric / (area_a + area_b - inter) END);
+END
+$$;
+COMMENT ON FUNCTION core.mask_overlap(jsonb, jsonb) IS
+    'Pixels two same-size COCO RLE masks share, each one''s area, Dice and IoU (full precision).';

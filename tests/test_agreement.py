@@ -1,5 +1,5 @@
-"""Krippendorff's alpha in SQL (core.krippendorff_alpha) equals the `krippendorff` package on random reliability
-data with missing values, under the nominal, ordinal and interval metrics."""
+"""Agreement in SQL against independent computations: Krippendorff's alpha (core.krippendorff_alpha) equals the
+`krippendorff` package on random data with missing values; mask overlap (core.mask_overlap) equals NumPy."""
 from __future__ import annotations
 
 import krippendorff
@@ -62,3 +62,34 @@ def test_alpha_is_undefined_without_pairable_values(database_url):
         assert db.execute("SELECT core.krippendorff_alpha('{1,1,2,2}', '{a,a,a,a}', 'nominal')").fetchone()[0] is None
         with pytest.raises(psycopg.errors.InvalidParameterValue):
             db.execute("SELECT core.krippendorff_alpha('{1,1}', '{a,b}', 'interval')")
+
+
+def _blob(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+    ang = np.arctan2(yy - cy, xx - cx)
+    r = rng.uniform(5, min(h, w) / 2) * (1 + 0.3 * np.sin(rng.integers(2, 9) * ang + rng.uniform(0, 6)))
+    m = np.hypot(xx - cx, yy - cy) < r
+    m |= rng.random((h, w)) < 0.01  # specks, so runs start and end everywhere (first pixel included)
+    return m
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_mask_overlap_equals_numpy(database_url, seed):
+    from pycocotools import mask as coco
+
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(20, 300)), int(rng.integers(20, 300))
+    a, b = _blob(rng, h, w), _blob(rng, h, w)
+
+    def rle(m):
+        return {"size": [h, w], "counts": coco.encode(np.asfortranarray(m.astype(np.uint8)))["counts"].decode()}
+
+    inter = int((a & b).sum())
+    with psycopg.connect(database_url) as db:
+        got = db.execute("SELECT core.mask_overlap(%s::jsonb, %s::jsonb)",
+                         (psycopg.types.json.Jsonb(rle(a)), psycopg.types.json.Jsonb(rle(b)))).fetchone()[0]
+    assert got["intersection_px"] == inter
+    assert (got["area_a_px"], got["area_b_px"]) == (int(a.sum()), int(b.sum()))
+    assert float(got["dice"]) == pytest.approx(2 * inter / (a.sum() + b.sum()), abs=1e-12)
+    assert float(got["iou"]) == pytest.approx(inter / (a | b).sum(), abs=1e-12)

@@ -1,34 +1,7 @@
 -- Agreement beyond kappa: Krippendorff's alpha for any number of raters per image with missing reads, under the
 -- nominal, ordinal, interval and taxonomy metrics (docs/agreement.md has the formulas and a worked example).
 
-CREATE OR REPLACE FUNCTION core.taxonomy_distance(p_a bigint, p_b bigint) RETURNS double precision
-LANGUAGE plpgsql STABLE SET search_path = '' AS $$
--- Wu-Palmer distance between two taxonomy nodes: 1 - 2 depth(lowest common ancestor) / (depth(a) + depth(b)),
--- depths counted from a virtual root (top-level nodes have depth 1). 0 for the same node, 1 for nodes under
--- different top-level branches; a more or less specific answer on the same branch lies between.
-DECLARE
-    pa jsonb;
-    pb jsonb;
-    common integer := 0;
-BEGIN
-    IF p_a = p_b THEN
-        RETURN 0;
-    END IF;
-    SELECT n.path INTO pa FROM core.taxonomy_node n WHERE n.id = p_a;
-    SELECT n.path INTO pb FROM core.taxonomy_node n WHERE n.id = p_b;
-    IF pa IS NULL OR pb IS NULL THEN
-        RETURN 1;
-    END IF;
-    WHILE common < least(jsonb_array_length(pa), jsonb_array_length(pb))
-          AND pa -> common -> 'id' = pb -> common -> 'id' LOOP
-        common := common + 1;
-    END LOOP;
-    RETURN 1 - 2.0 * common / (jsonb_array_length(pa) + jsonb_array_length(pb));
-END
-$$;
-COMMENT ON FUNCTION core.taxonomy_distance(bigint, bigint) IS
-    'Wu-Palmer distance between two taxonomy nodes (0 same node, 1 different top-level branches): the taxonomy '
-    'metric of Krippendorff''s alpha.';
+-- core.taxonomy_distance, the taxonomy metric, is created by V28 (metrics.agreement_alpha depends on it).
 
 CREATE OR REPLACE FUNCTION core.krippendorff_alpha(p_units bigint[], p_values text[], p_metric text,
                                                    p_order text[] DEFAULT NULL)

@@ -1,7 +1,7 @@
 -- Krippendorff's alpha under the taxonomy metric (Wu-Palmer distance) on a hand-computed example; the nominal,
 -- ordinal and interval metrics are checked against the krippendorff package in tests/test_agreement_alpha.py.
 BEGIN;
-SELECT plan(8);
+SELECT plan(12);
 
 SELECT * FROM tests.fixture(n_images => 0) \gset
 SELECT tests.act_as(:admin, 'admin');
@@ -33,6 +33,35 @@ SELECT ok(abs(core.krippendorff_alpha(ARRAY[1, 1, 2, 2, 3, 3, 4]::bigint[], ARRA
           'core.krippendorff_alpha: ordinal ranks follow the given order (Fitzpatrick I-VI as 1-6)');
 SELECT throws_ok($$SELECT core.krippendorff_alpha('{1,1}', '{a,b}', 'cosine')$$, '22023',
                  'metric: must be nominal, ordinal, interval or taxonomy', 'core.krippendorff_alpha: unknown metric refused');
+
+
+-- metrics.agreement_alpha against core.krippendorff_alpha on the same final labels: 60 images, 1-5 reads each
+-- (random, seeded), classes over both branches, one categorical descriptor. Written directly (item ids are made
+-- up: foreign keys off for this transaction), then counted the way approvals count them.
+SET LOCAL session_replication_role = replica;
+SELECT setseed(0.42);
+INSERT INTO core.final_label (item_id, dimension, project_id, image_id, rater_id, label, n, c)
+SELECT 900000 + row_number() OVER (), d.dimension, :project, 800000 + img, 700000 + rater,
+       CASE WHEN d.dimension = 'class' THEN (ARRAY[:mel, :mel, :nev, :neo, :pso, :inf])[1 + floor(random() * 6)::int]::text
+            ELSE (ARRAY['regular', 'irregular', 'irregular'])[1 + floor(random() * 3)::int] END, 1, 1
+  FROM generate_series(1, 60) img
+ CROSS JOIN LATERAL generate_series(1, 1 + floor(random() * 5)::int + img * 0) rater
+ CROSS JOIN (VALUES ('class'), ('descriptor:border')) d(dimension);
+SELECT core.recount_final_labels(ARRAY(SELECT DISTINCT image_id FROM core.final_label WHERE project_id = :project));
+SET LOCAL session_replication_role = origin;
+REFRESH MATERIALIZED VIEW metrics.agreement_alpha;
+CREATE TEMP TABLE alpha_check AS
+SELECT v.dimension, v.metric, v.alpha AS from_view,
+       core.krippendorff_alpha(array_agg(f.image_id), array_agg(f.label), v.metric) AS from_function
+  FROM metrics.agreement_alpha v JOIN core.final_label f ON f.project_id = v.project_id AND f.dimension = v.dimension
+ WHERE v.project_id = :project GROUP BY v.dimension, v.metric, v.alpha;
+SELECT is((SELECT count(*)::int FROM alpha_check), 3, 'metrics.agreement_alpha: class nominal and taxonomy, border nominal');
+SELECT ok((SELECT abs(from_view - from_function) < 1e-12 FROM alpha_check WHERE dimension = 'class' AND metric = 'nominal'),
+          'metrics.agreement_alpha: the class, nominal, equals core.krippendorff_alpha');
+SELECT ok((SELECT abs(from_view - from_function) < 1e-12 FROM alpha_check WHERE dimension = 'class' AND metric = 'taxonomy'),
+          'metrics.agreement_alpha: the class, taxonomy metric, equals core.krippendorff_alpha');
+SELECT ok((SELECT abs(from_view - from_function) < 1e-12 FROM alpha_check WHERE dimension = 'descriptor:border'),
+          'metrics.agreement_alpha: a descriptor, nominal, equals core.krippendorff_alpha');
 
 SELECT * FROM finish();
 ROLLBACK;

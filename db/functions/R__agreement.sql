@@ -114,3 +114,102 @@ END
 $$;
 COMMENT ON FUNCTION core.mask_overlap(jsonb, jsonb) IS
     'Pixels two same-size COCO RLE masks share, each one''s area, Dice and IoU (full precision).';
+
+CREATE OR REPLACE FUNCTION core.alpha_bootstrap(p_units bigint[], p_values text[], p_metric text,
+                                                p_resamples integer DEFAULT 1000, p_seed bigint DEFAULT 1)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+-- A percentile bootstrap over images for Krippendorff's alpha: each resample draws as many pairable images as there
+-- are, with replacement, and sums their coincidences weighted by how often each was drawn. Draws come from
+-- hashint8extended(resample * 2^20 + draw, seed), so the same data and seed give the same interval whatever the
+-- plan. Nominal, interval and taxonomy metrics (their differences do not depend on the resample's marginals).
+DECLARE
+    images integer;
+    result jsonb;
+BEGIN
+    IF p_metric IS NULL OR p_metric NOT IN ('nominal', 'interval', 'taxonomy') THEN
+        PERFORM core.invalid('metric', 'the bootstrap supports nominal, interval and taxonomy');
+    END IF;
+    IF p_resamples IS NULL OR p_resamples NOT BETWEEN 100 AND 10000 THEN
+        PERFORM core.invalid('resamples', 'must be between 100 and 10000');
+    END IF;
+    WITH r AS (SELECT t.u, t.v FROM unnest(p_units, p_values) AS t(u, v) WHERE t.v IS NOT NULL AND t.u IS NOT NULL),
+         uc AS (SELECT r.u, r.v, count(*)::double precision AS muc, sum(count(*)) OVER (PARTITION BY r.u) AS mu
+                  FROM r GROUP BY r.u, r.v)
+    SELECT count(DISTINCT uc.u) INTO images FROM uc WHERE uc.mu >= 2;
+    IF images < 2 THEN
+        RETURN jsonb_build_object('alpha', core.krippendorff_alpha(p_units, p_values, p_metric), 'low', NULL,
+                                  'high', NULL, 'images', images, 'resamples', p_resamples, 'seed', p_seed);
+    END IF;
+    WITH r AS (SELECT t.u, t.v FROM unnest(p_units, p_values) AS t(u, v) WHERE t.v IS NOT NULL AND t.u IS NOT NULL),
+         uc AS (SELECT r.u, r.v, count(*)::double precision AS muc, sum(count(*)) OVER (PARTITION BY r.u) AS mu
+                  FROM r GROUP BY r.u, r.v),
+         units AS (SELECT u, row_number() OVER (ORDER BY u) - 1 AS idx
+                     FROM (SELECT DISTINCT uc.u FROM uc WHERE uc.mu >= 2) x),
+         contrib AS (SELECT a.u, a.v AS c, b.v AS k,
+                            CASE WHEN a.v = b.v THEN a.muc * (a.muc - 1) ELSE a.muc * b.muc END / (a.mu - 1) AS o
+                       FROM uc a JOIN uc b ON b.u = a.u WHERE a.mu >= 2),
+         vals AS (SELECT DISTINCT c FROM contrib),
+         delta AS (SELECT a.c, b.c AS k,
+                          CASE WHEN a.c = b.c THEN 0
+                               WHEN p_metric = 'nominal' THEN 1
+                               WHEN p_metric = 'interval' THEN (a.c::double precision - b.c::double precision) ^ 2
+                               ELSE core.taxonomy_distance(a.c::bigint, b.c::bigint) END AS d
+                     FROM vals a, vals b),
+         draws AS (SELECT s.b, abs(hashint8extended(s.b::bigint * 1048576 + i, p_seed)) % images AS idx, count(*) AS w
+                     FROM generate_series(1, p_resamples) s(b), generate_series(1, images) i
+                    GROUP BY 1, 2),
+         o AS (SELECT d.b, c.c, c.k, sum(d.w * c.o) AS o
+                 FROM draws d JOIN units un ON un.idx = d.idx JOIN contrib c ON c.u = un.u
+                GROUP BY d.b, c.c, c.k),
+         nc AS (SELECT o.b, o.c, sum(o.o) AS n FROM o GROUP BY o.b, o.c),
+         per AS (SELECT o.b, sum(o.o * dl.d) AS observed FROM o JOIN delta dl ON dl.c = o.c AND dl.k = o.k GROUP BY o.b),
+         expd AS (SELECT a.b, sum(a.n * b2.n * dl.d) AS expected
+                   FROM nc a JOIN nc b2 ON b2.b = a.b JOIN delta dl ON dl.c = a.c AND dl.k = b2.c GROUP BY a.b),
+         tot AS (SELECT nc.b, sum(nc.n) AS n FROM nc GROUP BY nc.b),
+         alphas AS (SELECT CASE WHEN e.expected > 0 THEN 1 - (t.n - 1) * p.observed / e.expected END AS alpha
+                      FROM per p JOIN expd e USING (b) JOIN tot t USING (b))
+    SELECT jsonb_build_object(
+               'alpha', core.krippendorff_alpha(p_units, p_values, p_metric),
+               'low', percentile_cont(0.025) WITHIN GROUP (ORDER BY alphas.alpha),
+               'high', percentile_cont(0.975) WITHIN GROUP (ORDER BY alphas.alpha),
+               'images', images, 'resamples', p_resamples, 'seed', p_seed,
+               'undefined_resamples', count(*) FILTER (WHERE alphas.alpha IS NULL))
+      INTO result FROM alphas;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION core.alpha_bootstrap(bigint[], text[], text, integer, bigint) IS
+    'Krippendorff''s alpha with a seeded, reproducible 95 % percentile bootstrap interval over images: {alpha, low, '
+    'high, images, resamples, seed, undefined_resamples}.';
+
+CREATE OR REPLACE FUNCTION api.agreement_interval(project_id bigint, dimension text DEFAULT 'class',
+                                                  metric text DEFAULT 'nominal', resamples integer DEFAULT 1000,
+                                                  seed bigint DEFAULT 1)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    units bigint[];
+    labels text[];
+    min_images integer;
+    out jsonb;
+BEGIN
+    PERFORM core.require_signed_in();
+    IF NOT (project_id = ANY (auth.analyst_projects()) OR project_id = ANY (auth.projects_as('admin'))) THEN
+        RAISE EXCEPTION 'project % not found', project_id USING ERRCODE = 'P0002';
+    END IF;
+    SELECT array_agg(f.image_id), array_agg(f.label) INTO units, labels
+      FROM core.final_label f
+     WHERE f.project_id = agreement_interval.project_id AND f.dimension = agreement_interval.dimension AND f.n >= 2;
+    SELECT p.agreement_min_shared INTO min_images FROM core.project p WHERE p.id = agreement_interval.project_id;
+    out := core.alpha_bootstrap(coalesce(units, '{}'), coalesce(labels, '{}'), metric, resamples, seed);
+    RETURN out || jsonb_build_object('project_id', project_id, 'dimension', dimension, 'metric', metric,
+                                     'sufficient', (out ->> 'images')::integer >= min_images);
+END
+$$;
+COMMENT ON FUNCTION api.agreement_interval(bigint, text, text, integer, bigint) IS
+    'Admins of the project and analysts of its organization: Krippendorff''s alpha of a dimension (class, '
+    'descriptor:<key>) over approved items, with a seeded 95 % bootstrap interval over images (default 1,000 '
+    'resamples, seed 1: the same data and seed give the same interval); metric nominal, taxonomy (class) or interval. '
+    'images says how many images lie behind it; sufficient is false below the project''s agreement_min_shared.';
+GRANT EXECUTE ON FUNCTION api.agreement_interval(bigint, text, text, integer, bigint) TO dl_admin, dl_analyst;

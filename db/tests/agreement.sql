@@ -1,7 +1,7 @@
 -- Krippendorff's alpha under the taxonomy metric (Wu-Palmer distance) on a hand-computed example; the nominal,
 -- ordinal and interval metrics are checked against the krippendorff package in tests/test_agreement_alpha.py.
 BEGIN;
-SELECT plan(12);
+SELECT plan(15);
 
 SELECT * FROM tests.fixture(n_images => 0) \gset
 SELECT tests.act_as(:admin, 'admin');
@@ -62,6 +62,18 @@ SELECT ok((SELECT abs(from_view - from_function) < 1e-12 FROM alpha_check WHERE 
           'metrics.agreement_alpha: the class, taxonomy metric, equals core.krippendorff_alpha');
 SELECT ok((SELECT abs(from_view - from_function) < 1e-12 FROM alpha_check WHERE dimension = 'descriptor:border'),
           'metrics.agreement_alpha: a descriptor, nominal, equals core.krippendorff_alpha');
+
+SELECT count(DISTINCT image_id)::int AS rated_twice FROM core.final_label
+ WHERE project_id = :project AND dimension = 'class' AND n >= 2 \gset
+SELECT tests.act_as(:admin, 'admin');
+SELECT is((api.agreement_interval(:project, 'class', 'taxonomy', 200, 3) ->> 'images')::int, :rated_twice,
+          'api.agreement_interval: the admin gets alpha with the number of images behind it');
+SELECT ok((SELECT (r ->> 'low')::float8 <= (r ->> 'alpha')::float8 AND (r ->> 'alpha')::float8 <= (r ->> 'high')::float8
+             FROM api.agreement_interval(:project, 'class', 'taxonomy', 200, 3) r),
+          'api.agreement_interval: the interval holds the estimate');
+SELECT tests.act_as(:a1, 'annotator');
+SELECT throws_ok(format('SELECT api.agreement_interval(%s)', :project), '42501', NULL,
+                 'api.agreement_interval: not for annotators');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -28,7 +28,7 @@ SELECT set_eq($$
         ('search_taxonomy', '{annotator,reviewer,admin}'), ('descriptor_schema', '{annotator,reviewer,admin}'),
         ('taxonomy_tree', '{annotator,reviewer,admin}'),
         ('region_labels', '{annotator,reviewer,admin}'), ('set_region_labels', '{admin}'),
-        ('region_measurements', '{annotator,reviewer,admin}'),
+        ('region_measurements', '{annotator,reviewer,admin}'), ('agreement_interval', '{admin,analyst}'),
         ('create_work_rule', '{admin}'), ('update_work_rule', '{admin}'), ('generate_work_items', '{admin}'),
         ('preview_work_rule', '{admin}'),
         ('next_item', '{annotator}'), ('heartbeat', '{annotator}'), ('save_draft', '{annotator}'),

@@ -150,14 +150,17 @@ def cmd_export(s: config.Settings, args) -> int:
 
     from .export import WRITERS, export_to_file, filters_from
 
+    from .storage import from_env as storage_from_env
+
     if args.format not in WRITERS:
-        print("error: --format is jsonl, csv or coco", file=sys.stderr)
+        print("error: --format is jsonl, csv, coco, isic or dicom_seg", file=sys.stderr)
         return 2
-    filters = filters_from({"classes": args.classes, "rule_ids": args.rule_ids, "batch": args.batch,
-                            "from": args.date_from, "to": args.date_to, "gold": args.gold})
+    filters = filters_from({"classes": args.classes, "rule_ids": args.rule_ids, "image_ids": args.image_ids,
+                            "batch": args.batch, "from": args.date_from, "to": args.date_to, "gold": args.gold})
     out = Path(args.out)
-    with out.open("wb") as f:
-        manifest = asyncio.run(export_to_file(s.database_url, args.project, args.format, args.as_user, filters, f))
+    with out.open("wb") as f:  # the mask archives read stored files: the app's storage settings (DL_STORAGE, …)
+        manifest = asyncio.run(export_to_file(s.database_url, args.project, args.format, args.as_user, filters, f,
+                                              storage_from_env(s.data_dir)))
     Path(f"{out}.manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     print(f"exported {manifest['items']} items of {manifest['images']} images to {out} "
           f"(manifest: {out}.manifest.json)")
@@ -213,13 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("run", "serve", "worker", "ai-reference", "migrate", "info", "validate", "seed"):
         sub.add_parser(name)
-    e = sub.add_parser("export", help="export approved annotations (jsonl, csv, coco)")
+    e = sub.add_parser("export", help="export approved annotations (jsonl, csv, coco, isic, dicom_seg)")
     e.add_argument("--project", type=int, required=True)
-    e.add_argument("--format", default="jsonl", choices=["jsonl", "csv", "coco"])
+    e.add_argument("--format", default="jsonl", choices=["jsonl", "csv", "coco", "isic", "dicom_seg"])
     e.add_argument("--as", dest="as_user", required=True, help="email of an admin of the project (audited as them)")
     e.add_argument("--out", required=True)
     e.add_argument("--classes", help="comma-separated taxonomy codes (descendants included)")
     e.add_argument("--rule-ids", dest="rule_ids")
+    e.add_argument("--image-ids", dest="image_ids", help="comma-separated image ids")
     e.add_argument("--batch")
     e.add_argument("--from", dest="date_from")
     e.add_argument("--to", dest="date_to")

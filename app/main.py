@@ -28,7 +28,7 @@ from .limits import header_limit
 from .logs import access_log
 from .metrics import config as prometheus, metrics
 from .oidc import OidcConfig, oidc_callback, oidc_login
-from .export import export
+from .export import export, image_seg
 from .pages import admin_page, home, login_page, organizations_page, review_page, work_page
 from .routes import login, logout, openapi_json, rpc_get, rpc_post, schema_page
 from .ratelimit import RateLimit
@@ -95,7 +95,7 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
         route_handlers=[healthz, login, logout, rpc_post, rpc_get, openapi_json, upload, image, thumbnail,
                         standardised, dicom_file, dicom_frame, search_series, import_series, metrics, oidc_login,
                         oidc_callback, schema_page, dashboard, dashboard_csv,
-                        home, login_page, work_page, review_page, admin_page, organizations_page, export,
+                        home, login_page, work_page, review_page, admin_page, organizations_page, export, image_seg,
                         create_static_files_router(path="/static", directories=[config.ROOT / "web" / "static"])],
         template_config=TemplateConfig(directory=config.ROOT / "web" / "templates", engine=JinjaTemplateEngine),
         middleware=[header_limit, access_log, prometheus.middleware],

@@ -2,25 +2,30 @@
 every metadata place and in each file's name (tests/privacy_files.py), uploaded over HTTP to a real app on its own
 database and storage folder, with the AI worker and the reference service making the standardised crops. Then
 every byte the platform holds is searched for every planted string: each file under the storage folder, every
-route that serves an image, every row of every table, the logs. None may survive; each stored file may carry no
-metadata but the sRGB profile; the upload report is what the input truly had; a refused upload leaves no file."""
+route that serves an image, every export (JSON Lines, COCO, the ISIC and DICOM SEG archives member by member, the
+one-image SEG) of masks saved on every image, every row of every table, the logs. None may survive; each stored
+file may carry no metadata but the sRGB profile; the upload report is what the input truly had; a refused upload
+leaves no file."""
 from __future__ import annotations
 
 import hashlib
 import io
 import time
 import uuid
+import zipfile
 from pathlib import Path
 
 import psycopg
 import pytest
+import numpy as np
 from PIL import Image, ImageCms
+from pycocotools import mask as mask_util
 
 from ai_services import start_reference, start_worker, stop
 from app import metadata_scan
 from conftest import JWT_SECRET, run_cli, start_app, stop_app, url_for
 from privacy_files import Sample, corpus, forms, jpeg_comment, mark, picture, tiff_overlapping, tiff_two_pages
-from sqlcall import make_project
+from sqlcall import call, join, make_project, make_user
 from test_http_rpc import token
 
 KEPT = {"ICC", "ICC:desc", "ICC:cprt", "ICC:name"}  # the sRGB profile we embed, and PNG's name for it
@@ -207,6 +212,53 @@ def test_no_planted_string_survives_anywhere(world, uploaded):
     with psycopg.connect(world["url"]) as conn:
         keys = conn.execute("SELECT DISTINCT jsonb_object_keys(metadata) FROM core.image").fetchall()
     assert "original_filename" not in {k for (k,) in keys}
+
+
+@pytest.fixture(scope="module")
+def exported(world, uploaded) -> dict[str, bytes]:
+    """A lesion mask on every image, approved; then every export format's bytes (archives: each member's)."""
+    files, _ = uploaded
+    with psycopg.connect(world["url"]) as conn:
+        reviewer = make_user(conn, f"rev-{uuid.uuid4().hex[:6]}@t.org", ["reviewer"])
+        join(conn, world["admin"], world["project"], reviewer)
+        ann = world["annotators"][0]
+        for _ in files:
+            item = call(conn, ann, "annotator", "next_item", project_id=world["project"])["item"]
+            w, h = item["image"]["width"], item["image"]["height"]
+            m = np.zeros((h, w), np.uint8, order="F")
+            m[h // 4:h // 2, w // 4:w // 2] = 1
+            enc = mask_util.encode(m)
+            regions = [{"type": "mask", "label": "lesion", "rle": {"size": [h, w], "counts": enc["counts"].decode()}}]
+            call(conn, ann, "annotator", "submit_annotation", item_id=item["id"],
+                 content={"class": world["class"], "descriptors": {}, "regions": regions})
+            review = call(conn, reviewer, "reviewer", "next_review", project_id=world["project"])["item"]["id"]
+            call(conn, reviewer, "reviewer", "approve", item_id=review)
+    out: dict[str, bytes] = {}
+    dicom_ids = [f["id"] for s, f in files if s.name.endswith(".dcm")]
+    with world["app"].client() as c:
+        admin = token(c, world["url"], world["admin"])
+        for fmt in ("jsonl", "csv", "coco", "isic", "dicom_seg"):
+            r = c.get(f"/projects/{world['project']}/export", params={"format": fmt}, headers=admin, timeout=60)
+            assert r.status_code == 200, (fmt, r.text)
+            out[f"export {fmt}"] = r.content + r.headers["x-dermlabel-manifest"].encode()
+            if fmt in ("isic", "dicom_seg"):
+                with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+                    out.update({f"export {fmt}: {n}": z.read(n) for n in z.namelist()})
+        for image_id in dicom_ids:
+            r = c.get(f"/projects/{world['project']}/images/{image_id}/seg", headers=admin)
+            assert r.status_code == 200, r.text
+            out[f"GET /projects/…/images/{image_id}/seg"] = r.content
+    assert sum(k.endswith("_seg.dcm") for k in out) == len(dicom_ids) > 0  # the SEGs really were made
+    assert sum(k.endswith("_segmentation.png") for k in out) == len(files)
+    # the scan reads the archives' members uncompressed: the SEG carries the (pseudonymised) patient ID
+    assert all(b"DL-" in v for k, v in out.items() if k.endswith("_seg.dcm"))
+    return out
+
+
+def test_exports_carry_no_planted_string(world, uploaded, exported):
+    files, _ = uploaded
+    marks = [m for s, _ in files for m in s.all_marks]  # file names included: exports never name an upload
+    assert survivors(marks, exported) == []
 
 
 def listing(world) -> dict[str, str]:

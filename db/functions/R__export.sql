@@ -4,7 +4,7 @@
 
 CREATE OR REPLACE FUNCTION core.export_filters(p_project bigint, f jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = '' AS $$
--- Checks the filters and returns them normalised: {class_ids, rule_ids, batch, from, to, gold}.
+-- Checks the filters and returns them normalised: {class_ids, rule_ids, image_ids, batch, from, to, gold}.
 DECLARE
     k text;
     codes text[];
@@ -16,8 +16,8 @@ BEGIN
         PERFORM core.invalid('filters', 'must be an object');
     END IF;
     FOR k IN SELECT jsonb_object_keys(f) LOOP
-        IF k NOT IN ('classes', 'rule_ids', 'batch', 'from', 'to', 'gold') THEN
-            PERFORM core.invalid('filters.' || k, 'unknown filter (classes, rule_ids, batch, from, to, gold)');
+        IF k NOT IN ('classes', 'rule_ids', 'image_ids', 'batch', 'from', 'to', 'gold') THEN
+            PERFORM core.invalid('filters.' || k, 'unknown filter (classes, rule_ids, image_ids, batch, from, to, gold)');
         END IF;
     END LOOP;
     IF f ? 'classes' THEN
@@ -37,6 +37,13 @@ BEGIN
                                        WHERE jsonb_typeof(x) <> 'number')) THEN
         PERFORM core.invalid('filters.rule_ids', 'must be a list of rule ids');
     END IF;
+    IF f ? 'image_ids' AND (CASE WHEN jsonb_typeof(f -> 'image_ids') <> 'array' THEN true
+                                 ELSE jsonb_array_length(f -> 'image_ids') NOT BETWEEN 1 AND 10000
+                                      OR EXISTS (SELECT 1 FROM jsonb_array_elements(f -> 'image_ids') x
+                                                  WHERE CASE WHEN jsonb_typeof(x) <> 'number' THEN true
+                                                             ELSE x::numeric <> trunc(x::numeric) END) END) THEN
+        PERFORM core.invalid('filters.image_ids', 'must be a list of 1 to 10000 image ids');
+    END IF;
     IF f ? 'gold' AND (f ->> 'gold') NOT IN ('exclude', 'include', 'only') THEN
         PERFORM core.invalid('filters.gold', 'must be exclude, include or only');
     END IF;
@@ -47,6 +54,7 @@ BEGIN
     END;
     RETURN jsonb_strip_nulls(jsonb_build_object(
         'classes', f -> 'classes', 'class_ids', to_jsonb(class_ids), 'rule_ids', f -> 'rule_ids',
+        'image_ids', f -> 'image_ids',
         'batch', f ->> 'batch', 'from', f ->> 'from', 'to', f ->> 'to',
         'gold', coalesce(f ->> 'gold', 'exclude')));
 END
@@ -64,6 +72,7 @@ BEGIN
                 SELECT 1 FROM core.taxonomy_node n, jsonb_array_elements(f -> 'class_ids') c
                  WHERE n.id = r.class_id AND n.path @> jsonb_build_array(jsonb_build_object('id', c::bigint))))
        AND (NOT f ? 'rule_ids' OR (f -> 'rule_ids') @> to_jsonb(w.rule_id))
+       AND (NOT f ? 'image_ids' OR (f -> 'image_ids') @> to_jsonb(w.image_id))
        AND (NOT f ? 'batch' OR i.upload_batch = f ->> 'batch')
        AND (NOT f ? 'from' OR w.updated_at >= (f ->> 'from')::timestamptz)
        AND (NOT f ? 'to' OR w.updated_at < (f ->> 'to')::timestamptz)
@@ -143,8 +152,8 @@ DECLARE
     f jsonb := core.export_filters(project_id, filters);
     m jsonb;
 BEGIN
-    IF format IS NULL OR format NOT IN ('jsonl', 'csv', 'coco') THEN
-        PERFORM core.invalid('format', 'must be jsonl, csv or coco');
+    IF format IS NULL OR format NOT IN ('jsonl', 'csv', 'coco', 'isic', 'dicom_seg') THEN
+        PERFORM core.invalid('format', 'must be jsonl, csv, coco, isic or dicom_seg');
     END IF;
     SELECT jsonb_build_object(
                'project_id', p.id, 'project', p.name, 'format', format, 'filters', f - 'class_ids',
@@ -169,9 +178,10 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION api.export_manifest(bigint, jsonb, text) IS
-    'Admin: starts an export (audited): counts of the approved items that match the filters {classes: [codes, '
-    'descendants included], rule_ids, batch, from, to (approval time), gold: exclude|include|only}, per class, and '
-    'the taxonomy version. The records come from export_page.';
+    'Admin: starts an export (audited) in a format (jsonl, csv, coco, isic: lesion mask PNGs, dicom_seg: DICOM '
+    'Segmentations): counts of the approved items that match the filters {classes: [codes, descendants included], '
+    'rule_ids, image_ids, batch, from, to (approval time), gold: exclude|include|only}, per class, and the taxonomy '
+    'version. The records come from export_page.';
 
 CREATE OR REPLACE FUNCTION api.export_page(project_id bigint, filters jsonb DEFAULT '{}', after_image bigint DEFAULT 0,
                                            after_item bigint DEFAULT 0, max_rows integer DEFAULT 1000)

@@ -1,6 +1,6 @@
 -- The export: which approved items, each record field by field, filters, keyset pages, the manifest and its audit.
 BEGIN;
-SELECT plan(17);
+SELECT plan(24);
 
 SELECT * FROM tests.fixture(n_images => 3) \gset
 SELECT id AS img2 FROM core.image WHERE project_id = :project ORDER BY id OFFSET 1 LIMIT 1 \gset
@@ -9,7 +9,8 @@ SELECT tests.act_as(:a1, 'annotator');
 SELECT api.next_item(:project);
 SELECT api.submit_annotation(w.id, tests.content(:mel)) FROM core.work_item w WHERE w.assignee_id = :a1;
 SELECT api.next_item(:project);
-SELECT api.submit_annotation(w.id, tests.content(:nev) || '{"regions": [{"type": "polygon", "points": [[0,0],[10,0],[10,10]], "label": "streaks"}]}')
+\set regions2 '[{"type": "polygon", "points": [[0,0],[10,0],[10,10]], "label": "streaks"}, {"type": "mask", "label": "lesion", "rle": {"size": [800, 1000], "counts": "0:fh00000000000000000000000000000000000000Pdmg0"}}, {"type": "line", "points": [[1.5, 2], [30, 40.25]], "label": "vessels"}]'
+SELECT api.submit_annotation(w.id, tests.content(:nev) || jsonb_build_object('regions', :'regions2'::jsonb))
   FROM core.work_item w WHERE w.assignee_id = :a1;
 SELECT api.next_item(:project);
 SELECT api.submit_annotation(w.id, tests.content(:mel)) FROM core.work_item w WHERE w.assignee_id = :a1;
@@ -34,6 +35,7 @@ SELECT is(:'page'::jsonb -> 0 -> 'reviewer_ids', jsonb_build_array(:r1), 'review
 SELECT is((:'page'::jsonb -> 0 ->> 'revision_count')::int, 1, 'revision count');
 SELECT is(:'page'::jsonb -> 0 ->> 'sha256', (SELECT sha256 FROM core.image WHERE id = :img1), 'sha256 of the image');
 SELECT is(:'page'::jsonb -> 1 -> 'regions' -> 0 ->> 'label', 'streaks', 'the polygon of the second');
+SELECT is(:'page'::jsonb -> 1 -> 'regions', :'regions2'::jsonb, 'masks and lines come through as they were submitted');
 
 -- keyset pages and filters
 SELECT is(api.export_page(:project, '{}', 0, 0, 1), jsonb_build_array(:'page'::jsonb -> 0),
@@ -45,11 +47,22 @@ SELECT is(jsonb_array_length(api.export_page(:project, '{"classes": ["NEO"]}')),
 SELECT is(api.export_page(:project, '{"classes": ["NV"]}') -> 0 -> 'class' ->> 'code', 'NV', 'filter by class');
 SELECT throws_ok(format($$SELECT api.export_page(%s, '{"classes": ["XX"]}')$$, :project), '22023',
                  'filters.classes: not in the taxonomy: XX', 'unknown classes are refused');
+SELECT is(api.export_page(:project, jsonb_build_object('image_ids', jsonb_build_array(:'page'::jsonb -> 1 -> 'image_id'))),
+          jsonb_build_array(:'page'::jsonb -> 1), 'filter by image');
+SELECT is(api.export_page(:project, '{"image_ids": [987654321]}'), '[]', 'an image without records gives nothing');
+SELECT throws_ok(format($$SELECT api.export_page(%s, '{"image_ids": [1.5]}')$$, :project), '22023',
+                 'filters.image_ids: must be a list of 1 to 10000 image ids', 'image ids are whole numbers');
+SELECT throws_ok(format($$SELECT api.export_page(%s, '{"image_ids": "7"}')$$, :project), '22023',
+                 'filters.image_ids: must be a list of 1 to 10000 image ids', 'image ids come as a list');
 
 -- the manifest: counts, taxonomy version, audited; annotators may not export
 SELECT results_eq(format($$SELECT (m ->> 'items')::int, m -> 'classes', m ->> 'taxonomy_version' ~ '^tx-[0-9a-f]{16}$'
                              FROM api.export_manifest(%s, '{}', 'coco') m$$, :project),
                   $$VALUES (2, '{"MEL": 1, "NV": 1}'::jsonb, true)$$, 'manifest counts and taxonomy version');
+SELECT is(ARRAY(SELECT api.export_manifest(:project, '{}', f) ->> 'format' FROM unnest(ARRAY['isic', 'dicom_seg']) f),
+          ARRAY['isic', 'dicom_seg'], 'the mask archives are export formats');
+SELECT throws_ok(format($$SELECT api.export_manifest(%s, '{}', 'png')$$, :project), '22023',
+                 'format: must be jsonl, csv, coco, isic or dicom_seg', 'other formats are refused');
 SELECT tests.act_as(:a1, 'annotator');
 SELECT throws_ok(format('SELECT api.export_page(%s)', :project), '42501', NULL, 'annotators cannot export');
 

@@ -8,6 +8,7 @@ import os
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
+import httpx
 import psycopg
 
 from litestar import Litestar, Request, Response
@@ -17,6 +18,7 @@ from litestar.template.config import TemplateConfig
 from litestar.exceptions import HTTPException
 
 from . import config, errors
+from .ai import config as ai_config
 from .auth import Tokens, load_secret
 from .db import app_conninfo, make_pool
 from .errors import JSON, ApiError
@@ -34,6 +36,7 @@ from .routes import login, logout, openapi_json, rpc_get, rpc_post, schema_page
 from .ratelimit import RateLimit
 from .refresher import interval_from_env, refresh_forever
 from .rpc import Catalog, listen_for_reload
+from .segment import segment
 from .storage import from_env as storage_from_env
 
 log = logging.getLogger("dermlabel")
@@ -75,6 +78,8 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
         app.state.login_limit = RateLimit(os.environ.get("DL_RATE_LOGIN", "20/60"), "sign-in attempts", "login")
         app.state.rpc_limit = RateLimit(os.environ.get("DL_RATE_RPC", "1200/60"), "requests", "rpc")
         app.state.settings_secure_cookies = os.environ.get("DL_SECURE_COOKIES", "false").lower() == "true"
+        app.state.segment = ai_config.segment()  # click-to-segment's service (DL_AI_SEGMENT*)
+        app.state.http = httpx.AsyncClient()
         try:
             await catalog.load(pool, timeout=3)
         except Exception as exc:  # the database may not be up yet: the listener retries and loads it then
@@ -89,6 +94,7 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await app.state.http.aclose()
             await pool.close()
 
     return Litestar(
@@ -96,6 +102,7 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
                         standardised, dicom_file, dicom_frame, search_series, import_series, metrics, oidc_login,
                         oidc_callback, schema_page, dashboard, dashboard_csv,
                         home, login_page, work_page, review_page, admin_page, organizations_page, export, image_seg,
+                        segment,
                         create_static_files_router(path="/static", directories=[config.ROOT / "web" / "static"])],
         template_config=TemplateConfig(directory=config.ROOT / "web" / "templates", engine=JinjaTemplateEngine),
         middleware=[header_limit, access_log, prometheus.middleware],

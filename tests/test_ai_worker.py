@@ -109,8 +109,10 @@ def test_pipeline_end_to_end_with_the_reference_service(world, db):
         wild = add_image(world, db, irregular_lesion()[0])
         calm = add_image(world, db, round_lesion()[0])
         for img in (wild, calm):
-            j = wait_for(lambda: settled(db, img), 90, f"image {img}'s pipeline")
-            assert {s: v[0] for s, v in j.items()} == {"crop": "done", "classify": "done", "recommend": "done"}
+            j = wait_for(lambda: settled(db, img, ("crop", "segment", "classify", "recommend")), 90,
+                         f"image {img}'s pipeline")
+            assert {s: v[0] for s, v in j.items()} == {"crop": "done", "segment": "done", "classify": "done",
+                                                       "recommend": "done"}
         with world["app"].client() as c:
             admin = token(c, world["url"], world["admin"])
             ann = token(c, world["url"], world["ann"])
@@ -124,6 +126,8 @@ def test_pipeline_end_to_end_with_the_reference_service(world, db):
             assert "Urgent excision" in ai["recommend"]["payload"]["steps"][0]
             box = ai["crop"]["payload"]["box"]
             assert 0 < box["width"] < 600
+            assert ai["crop"]["payload"]["mask"]["size"] == [600, 600], "the lesion mask, at the image's size"
+            assert ai["segment"]["payload"] == {"prepared": True}
             std = c.get(ai["crop"]["payload"]["standardised"]["url"], headers=ann)
             assert std.status_code == 200 and std.headers["content-type"] == "image/png"
             assert Image.open(io.BytesIO(std.content)).size == (512, 512)
@@ -146,7 +150,7 @@ def test_retries_with_backoff_record_each_error(world, db):
     crop = Loopback(flaky)
     worker = start_worker(world["url"], str(world["data_dir"]),
                           {"DL_AI_CROP_URL": crop.url, "DL_AI_CLASSIFY": "off", "DL_AI_RECOMMEND": "off",
-                           "DL_AI_BACKOFF_SECONDS": "0.2", "DL_AI_BREAKER_FAILURES": "10"})
+                           "DL_AI_SEGMENT": "off", "DL_AI_BACKOFF_SECONDS": "0.2", "DL_AI_BREAKER_FAILURES": "10"})
     try:
         img = add_image(world, db, round_lesion()[0])
         wait_for(lambda: settled(db, img, ("crop", "classify")), 30, "crop and classify to settle")
@@ -173,7 +177,8 @@ def test_retries_with_backoff_record_each_error(world, db):
 def test_a_refused_answer_fails_for_good_without_retrying(world, db):
     bad = Loopback(lambda n, body: (400, {"message": "unsupported image"}))
     worker = start_worker(world["url"], str(world["data_dir"]),
-                          {"DL_AI_CROP_URL": bad.url, "DL_AI_CLASSIFY": "off", "DL_AI_RECOMMEND": "off"})
+                          {"DL_AI_CROP_URL": bad.url, "DL_AI_CLASSIFY": "off", "DL_AI_RECOMMEND": "off",
+                           "DL_AI_SEGMENT": "off"})
     try:
         img = add_image(world, db, irregular_lesion()[0])
         j = wait_for(lambda: settled(db, img, ("crop", "classify")), 30, "the crop to fail")
@@ -201,7 +206,7 @@ def test_classify_through_sagemaker(world, db, sagemaker):
          "InvokedProductionVariant": "variant-a", "CustomAttributes": ""}]}).raise_for_status()
     creds = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
     worker = start_worker(world["url"], str(world["data_dir"]),
-                          {**creds, "DL_AI_CROP": "off", "DL_AI_CLASSIFY": "sagemaker",
+                          {**creds, "DL_AI_CROP": "off", "DL_AI_SEGMENT": "off", "DL_AI_CLASSIFY": "sagemaker",
                            "DL_AI_SAGEMAKER_ENDPOINT": "derm-classifier", "DL_AI_SAGEMAKER_REGION": "us-east-1",
                            "DL_AI_SAGEMAKER_URL": sagemaker,
                            # moto's server cannot take a binary body; real endpoints take either format
@@ -227,7 +232,8 @@ def test_next_steps_from_a_chat_completions_endpoint_without_identifiers(world, 
     chat = Loopback(lambda n, body: (200, {"model": "tiny-llm-2", "choices": [{"message": {
         "role": "assistant", "content": "- Dermoscopy within two weeks\n- Compare with a baseline photograph\n"}}]}))
     worker = start_worker(world["url"], str(world["data_dir"]),
-                          {"DL_AI_CROP": "off", "DL_AI_CLASSIFY_URL": classify.url, "DL_AI_RECOMMEND": "openai",
+                          {"DL_AI_CROP": "off", "DL_AI_SEGMENT": "off", "DL_AI_CLASSIFY_URL": classify.url,
+                           "DL_AI_RECOMMEND": "openai",
                            "DL_AI_OPENAI_BASE_URL": chat.url + "/v1", "DL_AI_OPENAI_MODEL": "tiny-llm",
                            "DL_AI_OPENAI_API_KEY": "sk-test-123"})
     try:
@@ -259,6 +265,7 @@ def test_next_item_never_waits_for_a_model_and_shutdown_gives_jobs_back(world, d
     slow = Loopback(hang)
     worker = start_worker(world["url"], str(world["data_dir"]),
                           {"DL_AI_CROP_URL": slow.url, "DL_AI_CROP_TIMEOUT": "25", "DL_AI_LEASE_SECONDS": "60",
+                           "DL_AI_SEGMENT": "off",
                            "DL_AI_SHUTDOWN_GRACE_SECONDS": "0.5"})
     try:
         img = add_image(world, db, round_lesion(radius=60)[0])

@@ -59,6 +59,8 @@ def test_ai_worker_and_reference_service_are_wired():
     assert worker["command"] == ["python", "-m", "app", "worker"]
     env = worker["environment"]
     assert env["DL_AI_REFERENCE_URL"] == "http://ai-reference:8001"
+    assert SERVICES["app"]["environment"]["DL_AI_REFERENCE_URL"] == env["DL_AI_REFERENCE_URL"], \
+        "the app asks the same service for click-to-segment"
     assert env["DL_STORAGE"] == SERVICES["app"]["environment"]["DL_STORAGE"] == "s3", "one storage for both"
     assert worker["depends_on"]["flyway"]["condition"] == "service_completed_successfully"
     assert worker["depends_on"]["ai-reference"]["condition"] == "service_healthy"

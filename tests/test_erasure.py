@@ -60,7 +60,8 @@ def test_erasing_an_image_and_a_person_leaves_none_of_their_words(app_server, da
         assert c.post("/rpc/erase_person", json={"user_id": person}, headers=admin).status_code == 200
         assert c.get(f"/images/{image}", headers=admin).status_code == 404
     worker = start_worker(database_url, os.environ["DL_DATA_DIR"],
-                          {"DL_AI_CROP": "off", "DL_AI_CLASSIFY": "off", "DL_AI_RECOMMEND": "off"})
+                          {"DL_AI_CROP": "off", "DL_AI_SEGMENT": "off", "DL_AI_CLASSIFY": "off",
+                           "DL_AI_RECOMMEND": "off"})
     try:
         deadline = time.monotonic() + 30
         with psycopg.connect(database_url, autocommit=True) as conn:

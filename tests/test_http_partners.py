@@ -170,8 +170,8 @@ def test_webhooks_are_delivered_signed_and_retried(app_server, database_url, tmp
         bad = c.post("/rpc/create_webhook", headers=admin,
                      json={"organization_id": None, "url": "http://10.1.2.3/hook", "events": ["item.done"]})
         assert bad.status_code == 400 and bad.json()["details"]["field"] == "url"
-    worker = start_worker(database_url, str(tmp_path), {"DL_AI_CROP": "off", "DL_AI_CLASSIFY": "off",
-                                                        "DL_AI_RECOMMEND": "off"})
+    worker = start_worker(database_url, str(tmp_path), {"DL_AI_CROP": "off", "DL_AI_SEGMENT": "off",
+                                                        "DL_AI_CLASSIFY": "off", "DL_AI_RECOMMEND": "off"})
     try:
         with psycopg.connect(database_url) as conn:
             ann, rev = w["annotators"][0], w["reviewers"][0]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class StageConfig:
-    name: str          # crop | classify | recommend
+    name: str          # crop | segment | classify | recommend
     mode: str          # http | sagemaker | openai | taxonomy | off
     url: str = ""
     timeout: float = 30.0
@@ -28,7 +28,9 @@ class WorkerConfig:
     shutdown_grace_seconds: float = 20.0
 
 
-MODES = {"crop": ("http", "off"), "classify": ("http", "sagemaker", "off"), "recommend": ("taxonomy", "openai", "off")}
+MODES = {"crop": ("http", "off"), "segment": ("http", "off"), "classify": ("http", "sagemaker", "off"),
+         "recommend": ("taxonomy", "openai", "off")}
+DEFAULT_TIMEOUT = {"segment": "10"}  # the app waits for it while an annotator clicks; the others run in the background
 
 
 def reference_url(env=os.environ) -> str:
@@ -36,18 +38,29 @@ def reference_url(env=os.environ) -> str:
                    f"http://{env.get('DL_AI_HOST', '127.0.0.1')}:{env.get('DL_AI_PORT', '8001')}")
 
 
+def _stage(env, name: str, default_mode: str, default_url: str, **options) -> StageConfig:
+    mode = env.get(f"DL_AI_{name.upper()}", default_mode)
+    if mode not in MODES[name]:
+        raise ValueError(f"DL_AI_{name.upper()}={mode!r}: one of {', '.join(MODES[name])}")
+    return StageConfig(name, mode, env.get(f"DL_AI_{name.upper()}_URL", default_url),
+                       float(env.get(f"DL_AI_{name.upper()}_TIMEOUT", DEFAULT_TIMEOUT.get(name, "30"))), options)
+
+
+def segment(env=os.environ) -> StageConfig:
+    """The segment service (DL_AI_SEGMENT=http|off, DL_AI_SEGMENT_URL its base URL, DL_AI_SEGMENT_TIMEOUT): the
+    worker's prepare stage and the app's click-to-segment route both use it."""
+    return _stage(env, "segment", "http", reference_url(env).rstrip("/"))
+
+
 def load(env=os.environ) -> WorkerConfig:
     ref = reference_url(env).rstrip("/")
 
     def stage(name: str, default_mode: str, default_url: str, **options) -> StageConfig:
-        mode = env.get(f"DL_AI_{name.upper()}", default_mode)
-        if mode not in MODES[name]:
-            raise ValueError(f"DL_AI_{name.upper()}={mode!r}: one of {', '.join(MODES[name])}")
-        return StageConfig(name, mode, env.get(f"DL_AI_{name.upper()}_URL", default_url),
-                           float(env.get(f"DL_AI_{name.upper()}_TIMEOUT", "30")), options)
+        return _stage(env, name, default_mode, default_url, **options)
 
     stages = {
         "crop": stage("crop", "http", f"{ref}/v1/crop"),
+        "segment": segment(env),
         "classify": stage("classify", "http", f"{ref}/v1/classify",
                           input=env.get("DL_AI_CLASSIFY_INPUT", "original"),
                           sagemaker_endpoint=env.get("DL_AI_SAGEMAKER_ENDPOINT", ""),

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -18,11 +19,21 @@ from PIL import Image
 from .. import imaging
 from .config import StageConfig
 
+log = logging.getLogger("dermlabel.ai")
+
 
 class StageError(Exception):
     def __init__(self, message: str, permanent: bool = False):
         super().__init__(message)
         self.permanent = permanent
+
+
+class StageSkipped(Exception):
+    """The service has nothing to do for this stage (a segment service without a preparation step)."""
+
+
+MAX_MASK_CHARS = 200_000  # what SQL accepts of an RLE's counts (docs/segmentation.md)
+MAX_EMBEDDING_BYTES = 32 * 1024 * 1024  # sent back with every click: a bigger one is not a usable embedding
 
 
 @dataclass
@@ -79,7 +90,12 @@ def _rebuilt_png(data: bytes) -> bytes:
 
 async def crop_http(client: httpx.AsyncClient, cfg: StageConfig, job: dict, image: bytes) -> Result:
     body, ms = await _post_image(client, cfg, image, job["media_type"])
-    payload = {k: body[k] for k in ("box", "lesion_found", "lesion_area_fraction", "disclaimer") if k in body}
+    payload = {k: body[k] for k in ("box", "mask", "lesion_found", "lesion_area_fraction", "disclaimer") if k in body}
+    mask = payload.get("mask")
+    if isinstance(mask, dict) and isinstance(mask.get("counts"), str) and len(mask["counts"]) > MAX_MASK_CHARS:
+        # SQL would refuse it and with it the whole crop; the mask is only a suggestion: keep the rest
+        log.warning("crop of image %s: lesion mask of %s characters dropped", job["image_id"], len(mask["counts"]))
+        del payload["mask"]
     files = []
     std = body.get("standardised")
     if isinstance(std, dict) and std.get("png_base64"):
@@ -95,6 +111,33 @@ async def crop_http(client: httpx.AsyncClient, cfg: StageConfig, job: dict, imag
                                    **({"colour_normalisation": std["colour_normalisation"]}
                                       if "colour_normalisation" in std else {})}
     return Result(str(body.get("model") or cfg.url), str(body.get("version") or "unknown"), payload, ms, files)
+
+
+async def segment_prepare(client: httpx.AsyncClient, cfg: StageConfig, job: dict, image: bytes) -> Result:
+    """The image prepared for click-to-segment (the service's encoder run ahead): its opaque embedding stored as a
+    derived file, the suggestion pointing at it. A service without a preparation step answers 404: skipped."""
+    url = cfg.url.rstrip("/") + "/v1/segment/prepare"
+    t0 = time.perf_counter()
+    try:
+        r = await client.post(url, content=image, headers={"content-type": job["media_type"]}, timeout=cfg.timeout)
+        if r.status_code == 404:
+            raise StageSkipped(f"{url} answered 404: the segment service has no preparation step")
+        r.raise_for_status()
+        body = r.json()
+    except httpx.HTTPError as exc:
+        raise _http_failure(exc)
+    except ValueError as exc:
+        raise StageError(f"not JSON: {exc}", permanent=True)
+    ms = round((time.perf_counter() - t0) * 1000)
+    embedding = body.get("embedding") if isinstance(body, dict) else None
+    if not isinstance(embedding, str) or not embedding:
+        raise StageError("the answer has no embedding (a non-empty string)", permanent=True)
+    data = embedding.encode()
+    if len(data) > MAX_EMBEDDING_BYTES:
+        raise StageError(f"embedding of {len(data)} bytes is larger than {MAX_EMBEDDING_BYTES}", permanent=True)
+    key = f"derived/{job['project_id']}/{job['sha256']}/seg-{hashlib.sha256(data).hexdigest()[:16]}.txt"
+    return Result(str(body.get("model") or url), str(body.get("version") or "unknown"),
+                  {"embedding": {"storage_key": key, "bytes": len(data)}}, ms, [(key, data, "text/plain")])
 
 
 def _probabilities(body: dict) -> dict:

@@ -23,7 +23,7 @@ from ..storage import Storage, StorageError
 from . import stages
 from .breaker import Breaker
 from .config import WorkerConfig
-from .stages import Result, StageError
+from .stages import Result, StageError, StageSkipped
 
 log = logging.getLogger("dermlabel.ai")
 
@@ -83,6 +83,8 @@ class Worker:
         stage, cfg = job["stage"], self.cfg.stages[job["stage"]]
         if stage == "crop":
             return await stages.crop_http(self.http, cfg, job, await self._bytes(job["storage_key"]))
+        if stage == "segment":
+            return await stages.segment_prepare(self.http, cfg, job, await self._bytes(job["storage_key"]))
         if stage == "classify":
             std = job.get("standardised")
             if cfg.options["input"] == "standardised" and std and std.get("storage_key"):
@@ -97,6 +99,7 @@ class Worker:
     async def _process(self, job: dict) -> None:
         stage, cfg, jid = job["stage"], self.cfg.stages[job["stage"]], job["job_id"]
         breaker = self.breakers[stage]
+        stored: list[str] = []
         try:
             if cfg.mode == "off":
                 await self._call("SELECT ai.skip_job(%s, %s, %s)", (jid, self.name, f"stage {stage} is off here"))
@@ -104,9 +107,15 @@ class Worker:
             if stage == "recommend" and cfg.mode == "taxonomy":
                 out = await self._call("SELECT ai.recommend_from_taxonomy(%s, %s)", (jid, self.name))
             else:
-                result = await self._run_stage(job)
+                try:
+                    result = await self._run_stage(job)
+                except StageSkipped as exc:  # the service answered that it has nothing to do for this stage
+                    breaker.success()
+                    await self._call("SELECT ai.skip_job(%s, %s, %s)", (jid, self.name, str(exc)))
+                    return
                 for key, data, media_type in result.files:  # bytes first: a recorded result never points nowhere
                     await self.storage.put(key, data, media_type)
+                    stored.append(key)
                 out = await self._call("SELECT ai.complete_job(%s, %s, %s, %s, %s::jsonb, %s)",
                                        (jid, self.name, result.model, result.version,
                                         json.dumps(result.payload), result.latency_ms))
@@ -121,8 +130,18 @@ class Worker:
         except psycopg.errors.InvalidParameterValue as exc:  # SQL refused the result's shape: it will not improve
             await self._fail(job, f"result refused: {exc.diag.message_primary}", True)
         except psycopg.Error as exc:
+            if exc.diag.sqlstate == "P0002" and stored:
+                # the job is gone: its image was erased meanwhile, and nothing derived from it may stay behind
+                await self._discard(stored)
             # lost lease (PT409) or the database went away: the lease lapses and the job is taken again
             log.warning("ai job %s: could not record (%s); its lease will lapse", jid, exc)
+
+    async def _discard(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                await self.storage.delete(key)
+            except (StorageError, ValueError) as exc:
+                log.error("could not delete %s of an erased image: %s", key, exc)
 
     async def _fail(self, job: dict, message: str, permanent: bool) -> None:
         self.failed += 1

@@ -4,7 +4,7 @@
 
 CREATE OR REPLACE FUNCTION core.purge_image_objects(p_image bigint, p_reason text) RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
--- Every stored object of the image: the original, the thumbnail, the DICOM file, each AI crop.
+-- Every stored object of the image: the original, the thumbnail, the DICOM file, each AI crop and embedding.
 DECLARE
     i core.image;
     n integer;
@@ -17,7 +17,10 @@ BEGIN
         UNION ALL SELECT 'dicom/' || i.project_id || '/' || i.sha256 || '.dcm' WHERE i.media_type = 'application/dicom'
                                                                                  OR i.metadata ? 'dicom'
         UNION ALL SELECT s.payload -> 'standardised' ->> 'storage_key' FROM core.ai_suggestion s
-                   WHERE s.image_id = i.id AND s.payload -> 'standardised' ? 'storage_key') keys
+                   WHERE s.image_id = i.id AND s.payload -> 'standardised' ? 'storage_key'
+        -- the segment stage's embedding holds a working copy of the image
+        UNION ALL SELECT s.payload -> 'embedding' ->> 'storage_key' FROM core.ai_suggestion s
+                   WHERE s.image_id = i.id AND s.stage = 'segment' AND s.payload -> 'embedding' ? 'storage_key') keys
      WHERE k IS NOT NULL;
     GET DIAGNOSTICS n = ROW_COUNT;
     PERFORM pg_notify('dl_purge', '');
@@ -25,7 +28,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION core.purge_image_objects(bigint, text) IS
-    'Queues every stored object of an image (original, thumbnail, DICOM file, AI crops) for deletion by the worker.';
+    'Queues every stored object of an image (original, thumbnail, DICOM file, AI crops and segment embeddings) for '
+    'deletion by the worker.';
 
 CREATE OR REPLACE FUNCTION core.erase_image(p_image bigint, p_reason text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
@@ -54,6 +58,8 @@ BEGIN
      WHERE w.id = h.item_id AND w.image_id = i.id;
     UPDATE core.work_item_flag f SET comment = '', resolution_comment = NULL WHERE f.image_id = i.id;
     DELETE FROM core.ai_suggestion s WHERE s.image_id = i.id;
+    -- the attempts first: they reference their job (an image a worker ever took a job of could not be erased)
+    DELETE FROM core.ai_attempt a USING core.ai_job j WHERE j.id = a.job_id AND j.image_id = i.id;
     DELETE FROM core.ai_job j WHERE j.image_id = i.id;
     DELETE FROM core.gold_standard g WHERE g.image_id = i.id;
     DELETE FROM core.partner_case c WHERE c.image_id = i.id;

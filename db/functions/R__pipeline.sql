@@ -4,9 +4,14 @@
 -- The worker (python -m app worker) only moves bytes and calls models; every decision is in this file.
 -- (Named so that Flyway applies it after R__audit.sql, whose refuse_change() it uses.)
 
-CREATE OR REPLACE FUNCTION core.ai_next_stage(p_stage core.ai_stage) RETURNS core.ai_stage
+-- crop is followed by classify and segment side by side (a slow or failing segment service never delays the
+-- triage), classify by recommend. Replaced core.ai_next_stage (one stage) when segment came (V29).
+DROP FUNCTION IF EXISTS core.ai_next_stage(core.ai_stage);
+CREATE OR REPLACE FUNCTION core.ai_next_stages(p_stage core.ai_stage) RETURNS core.ai_stage[]
 LANGUAGE sql IMMUTABLE SET search_path = '' AS $$
-    SELECT CASE p_stage WHEN 'crop' THEN 'classify'::core.ai_stage WHEN 'classify' THEN 'recommend'::core.ai_stage END
+    SELECT CASE p_stage WHEN 'crop' THEN '{classify,segment}'::core.ai_stage[]
+                        WHEN 'classify' THEN '{recommend}'::core.ai_stage[]
+                        ELSE '{}'::core.ai_stage[] END
 $$;
 
 CREATE OR REPLACE FUNCTION core.ai_enqueue() RETURNS trigger
@@ -69,6 +74,9 @@ BEGIN
                                 THEN (s.payload - 'standardised') || jsonb_build_object('standardised',
                                      ((s.payload -> 'standardised') - 'storage_key')
                                      || jsonb_build_object('url', '/images/' || p_image || '/standardised'))
+                                -- the embedding is for the segment service alone: the workspace learns it is there
+                                WHEN s.stage = 'segment'
+                                THEN (s.payload - 'embedding') || jsonb_build_object('prepared', s.payload ? 'embedding')
                                 ELSE s.payload END)), '{}'::jsonb)
               FROM unnest(enum_range(NULL::core.ai_stage)) st
               CROSS JOIN LATERAL (SELECT * FROM core.ai_suggestion x WHERE x.image_id = p_image AND x.stage = st
@@ -76,7 +84,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION core.ai_document(bigint) IS
-    'The latest AI suggestion per stage for an image ({crop, classify, recommend}; absent stages are missing).';
+    'The latest AI suggestion per stage for an image ({crop, segment, classify, recommend}; absent stages are '
+    'missing; segment only says whether the image is prepared).';
 
 CREATE OR REPLACE FUNCTION core.ai_job_context(j core.ai_job) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = '' AS $$
@@ -122,26 +131,27 @@ $$;
 CREATE OR REPLACE FUNCTION core.ai_settle(j core.ai_job, p_status core.ai_job_status, p_outcome text,
                                           p_error text) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
--- Close the job and its attempt, then queue the next stage: always after a rerun (cascade), otherwise only when
--- that stage has no result yet. recommend needs a classification; crop is optional for classify.
+-- Close the job and its attempt, then queue the next stages: always after a rerun (cascade), otherwise only when
+-- that stage has no result yet. recommend needs a classification; crop is optional for classify and segment.
 DECLARE
-    nxt core.ai_stage := core.ai_next_stage(j.stage);
+    nxt core.ai_stage;
 BEGIN
     UPDATE core.ai_job x SET status = p_status, lease_expires_at = NULL, finished_at = now(),
                              last_error = coalesce(p_error, x.last_error)
      WHERE x.id = j.id;
     UPDATE core.ai_attempt a SET finished_at = now(), outcome = p_outcome, error = p_error
      WHERE a.job_id = j.id AND a.finished_at IS NULL;
-    IF nxt IS NULL OR (nxt = 'recommend' AND (core.ai_latest(j.image_id, 'classify')).id IS NULL) THEN
-        RETURN;
-    END IF;
-    IF j.cascade OR NOT EXISTS (SELECT 1 FROM core.ai_suggestion s WHERE s.image_id = j.image_id AND s.stage = nxt)
-    THEN
-        INSERT INTO core.ai_job AS x (image_id, stage, cascade, requested_by)
-        VALUES (j.image_id, nxt, j.cascade, j.requested_by)
-        ON CONFLICT (image_id, stage) WHERE status IN ('queued', 'running')
-        DO UPDATE SET cascade = x.cascade OR EXCLUDED.cascade;
-    END IF;
+    FOREACH nxt IN ARRAY core.ai_next_stages(j.stage) LOOP
+        CONTINUE WHEN nxt = 'recommend' AND (core.ai_latest(j.image_id, 'classify')).id IS NULL;
+        IF j.cascade OR NOT EXISTS (SELECT 1 FROM core.ai_suggestion s WHERE s.image_id = j.image_id
+                                                                         AND s.stage = nxt)
+        THEN
+            INSERT INTO core.ai_job AS x (image_id, stage, cascade, requested_by)
+            VALUES (j.image_id, nxt, j.cascade, j.requested_by)
+            ON CONFLICT (image_id, stage) WHERE status IN ('queued', 'running')
+            DO UPDATE SET cascade = x.cascade OR EXCLUDED.cascade;
+        END IF;
+    END LOOP;
 END
 $$;
 
@@ -357,6 +367,18 @@ BEGIN
                                    OR (p -> 'standardised' ->> 'storage_key') !~ '^derived/') THEN
             PERFORM core.invalid('payload.standardised.storage_key', 'must name a stored derived image');
         END IF;
+        IF p ? 'mask' THEN  -- the lesion mask, a suggested mask region (pre-annotation)
+            PERFORM core.check_rle(p -> 'mask', i.height, i.width, 'payload.mask');
+        END IF;
+        RETURN p;
+    ELSIF j.stage = 'segment' THEN
+        IF jsonb_typeof(p -> 'embedding' -> 'storage_key') IS DISTINCT FROM 'string'
+           OR (p -> 'embedding' ->> 'storage_key') !~ '^derived/'
+           OR jsonb_typeof(p -> 'embedding' -> 'bytes') IS DISTINCT FROM 'number' THEN
+            PERFORM core.invalid('payload.embedding', 'must be {storage_key, bytes} of a stored derived file');
+        ELSIF (p -> 'embedding' ->> 'bytes')::numeric <= 0 THEN  -- read as a number once known to be one
+            PERFORM core.invalid('payload.embedding', 'must be {storage_key, bytes} of a stored derived file');
+        END IF;
         RETURN p;
     ELSIF j.stage = 'classify' THEN
         RETURN p || core.ai_map_classes(i.project_id, p -> 'probabilities');
@@ -536,8 +558,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION api.rerun_ai(bigint) IS
-    'Admin: runs the whole AI pipeline again for an image of your project (crop, then classify, then recommend); '
-    'new suggestions are added, the old ones kept.';
+    'Admin: runs the whole AI pipeline again for an image of your project (crop, then segment and classify, then '
+    'recommend); new suggestions are added, the old ones kept.';
 
 CREATE OR REPLACE FUNCTION api.ai_status(project_id bigint)
 RETURNS jsonb

@@ -1,7 +1,8 @@
 -- The AI pipeline in SQL: jobs created with work items, claimed under a lease without double takes, retried with
--- exponential backoff, stage chaining, taxonomy mapping, red-flag triage, rerun, and who may see and do what.
+-- exponential backoff, stage chaining (crop, then segment and classify, then recommend), the crop's lesion mask and
+-- the segment stage's embedding, taxonomy mapping, red-flag triage, rerun, and who may see and do what.
 BEGIN;
-SELECT plan(56);
+SELECT plan(64);
 
 SELECT * FROM tests.fixture(n_images => 3, per_image => 2) \gset
 SELECT id AS img2 FROM core.image WHERE project_id = :project ORDER BY id OFFSET 1 LIMIT 1 \gset
@@ -50,15 +51,22 @@ SELECT throws_ok(format($$SELECT ai.complete_job(%s, 'w2', 'm', '1', '{"box": {"
 SELECT tests.as_superuser();
 SELECT is((SELECT count(*)::int FROM core.ai_suggestion WHERE image_id = :img1), 0, 'refused results store nothing');
 SELECT tests.act_as(NULL, 'ai_worker');
-SELECT lives_ok(format($$SELECT ai.complete_job(%s, 'w1', 'ref-crop', '1.0', '{"box": {"x": 100, "y": 50, "width": 600, "height": 500}, "standardised": {"storage_key": "derived/1/abc.png", "width": 512, "height": 512, "media_type": "image/png"}}', 42)$$, :job1),
-                'the holder completes a crop job');
+SELECT throws_ok(format($$SELECT ai.complete_job(%s, 'w1', 'm', '1', '{"box": {"x": 1, "y": 1, "width": 2, "height": 2}, "mask": {"size": [1000, 800], "counts": "PX]h0"}}', 5)$$, :job1),
+                 '22023', 'payload.mask.size: must be [800, 1000], the image''s height and width',
+                 'the crop''s lesion mask must have the image''s size');
+SELECT throws_ok(format($$SELECT ai.complete_job(%s, 'w1', 'm', '1', '{"box": {"x": 1, "y": 1, "width": 2, "height": 2}, "mask": {"size": [800, 1000], "counts": "PX]h0"}}', 5)$$, :job1),
+                 '22023', 'payload.mask: the mask has no pixel set', 'an empty lesion mask is no suggestion');
+SELECT lives_ok(format($$SELECT ai.complete_job(%s, 'w1', 'ref-crop', '1.0', '{"box": {"x": 100, "y": 50, "width": 600, "height": 500}, "standardised": {"storage_key": "derived/1/abc.png", "width": 512, "height": 512, "media_type": "image/png"}, "mask": {"size": [800, 1000], "counts": "T[l4T3le000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000lhRa0"}}', 42)$$, :job1),
+                'the holder completes a crop job, with its lesion mask');
 SELECT tests.as_superuser();
 SELECT results_eq(format($$SELECT status::text, attempts::int FROM core.ai_job WHERE id = %s$$, :job1),
                   $$VALUES ('done', 1)$$, 'the job is done after one attempt');
 SELECT tests.act_as(NULL, 'ai_worker');
 SELECT tests.as_superuser();
-SELECT is((SELECT status::text FROM core.ai_job WHERE image_id = :img1 AND stage = 'classify'), 'queued',
-          'a settled crop queues classify');
+SELECT results_eq(format($$SELECT stage::text, status::text FROM core.ai_job WHERE image_id = %s AND stage <> 'crop'
+                           ORDER BY stage$$, :img1),
+                  $$VALUES ('classify', 'queued'), ('segment', 'queued')$$,
+                  'a settled crop queues segment and classify side by side');
 SELECT tests.act_as(NULL, 'ai_worker');
 SELECT ok((SELECT (j -> 'standardised' ->> 'storage_key') = 'derived/1/abc.png'
              FROM jsonb_array_elements(ai.claim_jobs('w1', '{classify}', 10, 60)) j),
@@ -94,8 +102,26 @@ SELECT results_eq(format($$SELECT attempt::int, outcome, error FROM core.ai_atte
                   'every attempt keeps its error text');
 SELECT tests.act_as(NULL, 'ai_worker');
 SELECT tests.as_superuser();
-SELECT is((SELECT status::text FROM core.ai_job WHERE image_id = :img2 AND stage = 'classify'), 'queued',
-          'a failed crop does not block classify, which can use the original image');
+SELECT results_eq(format($$SELECT stage::text, status::text FROM core.ai_job WHERE image_id = %s AND stage <> 'crop'
+                           ORDER BY stage$$, :img2),
+                  $$VALUES ('classify', 'queued'), ('segment', 'queued')$$,
+                  'a failed crop blocks neither segment nor classify, which use the original image');
+
+-- Segment: the image prepared for click-to-segment, its embedding a stored derived file.
+SELECT tests.act_as(NULL, 'ai_worker');
+SELECT (j ->> 'job_id')::bigint AS sjob1 FROM jsonb_array_elements(ai.claim_jobs('w1', '{segment}', 10, 60)) j
+ WHERE (j ->> 'image_id')::bigint = :img1 \gset
+SELECT throws_ok(format($$SELECT ai.complete_job(%s, 'w1', 'm', '1', '{"embedding": {"storage_key": "images/1/x.png", "bytes": 10}}', 5)$$, :sjob1),
+                 '22023', 'payload.embedding: must be {storage_key, bytes} of a stored derived file',
+                 'an embedding must be a derived file');
+SELECT throws_ok(format($$SELECT ai.complete_job(%s, 'w1', 'm', '1', '{"embedding": "AAAA"}', 5)$$, :sjob1),
+                 '22023', 'payload.embedding: must be {storage_key, bytes} of a stored derived file',
+                 'the embedding itself is stored as a file, not in the row');
+SELECT lives_ok(format($$SELECT ai.complete_job(%s, 'w1', 'reference-grabcut', '1.0', '{"embedding": {"storage_key": "derived/1/abc/seg-1.txt", "bytes": 48000}}', 7)$$, :sjob1),
+                'a segment result is recorded');
+SELECT tests.as_superuser();
+SELECT is((SELECT count(*)::int FROM core.ai_job WHERE image_id = :img1 AND stage = 'segment' AND status = 'queued'), 0,
+          'segment queues nothing after it');
 SELECT tests.act_as(NULL, 'ai_worker');
 
 -- Leases: a dead worker's job goes back to the queue; the dead worker cannot complete it any more.
@@ -180,6 +206,10 @@ SELECT is(:'item'::jsonb -> 'ai' -> 'crop' -> 'payload' -> 'standardised',
           format('{"url": "/images/%s/standardised", "width": 512, "height": 512, "media_type": "image/png"}',
                  :img1)::jsonb, 'the standardised image by URL, never by storage key');
 SELECT is(:'item'::jsonb -> 'ai' -> 'recommend' ->> 'model', 'taxonomy-next-steps', 'and the next steps');
+SELECT is(:'item'::jsonb -> 'ai' -> 'crop' -> 'payload' -> 'mask' ->> 'counts', 'T[l4T3le000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000lhRa0',
+          'and the lesion mask, a suggested mask region');
+SELECT is(:'item'::jsonb -> 'ai' -> 'segment' -> 'payload', '{"prepared": true}'::jsonb,
+          'that the image is prepared for click-to-segment, never where its embedding is');
 SELECT is((api.image_file(:img1) ->> 'standardised_key'), 'derived/1/abc.png', 'the app finds the standardised bytes');
 
 -- Who sees and does what.
@@ -195,8 +225,10 @@ SELECT tests.act_as(NULL, 'ai_worker');
 SELECT ai.complete_job((j ->> 'job_id')::bigint, 'w9', 'ref-crop', '1.1', '{"box": {"x": 0, "y": 0, "width": 10, "height": 10}}', 1)
   FROM jsonb_array_elements(ai.claim_jobs('w9', '{crop}', 10, 60)) j WHERE (j ->> 'image_id')::bigint = :img1;
 SELECT tests.as_superuser();
-SELECT is((SELECT cascade FROM core.ai_job WHERE image_id = :img1 AND stage = 'classify' AND status = 'queued'), true,
-          'a rerun queues classify again although a classification exists');
+SELECT results_eq(format($$SELECT stage::text, cascade FROM core.ai_job WHERE image_id = %s AND status = 'queued'
+                           ORDER BY stage$$, :img1),
+                  $$VALUES ('classify', true), ('segment', true)$$,
+                  'a rerun queues segment and classify again although both have results');
 SELECT throws_ok(format('UPDATE core.ai_suggestion SET latency_ms = 0 WHERE image_id = %s', :img1), NULL, NULL,
                  'suggestions are append-only');
 SELECT tests.act_as(:admin, 'admin');

@@ -1,7 +1,7 @@
 -- Erasure and retention: tombstones instead of content, the image's objects queued for deletion, a person
 -- pseudonymised with their work kept, retention applied by the scheduler, a removed image's bytes purged.
 BEGIN;
-SELECT plan(14);
+SELECT plan(16);
 
 SELECT * FROM tests.fixture(n_images => 3) \gset
 SELECT tests.act_as(:a1, 'annotator');
@@ -12,6 +12,15 @@ SELECT tests.act_as(:r1, 'reviewer');
 SELECT api.next_review(:project);
 SELECT api.approve(:item, 'PLANTED-COMMENT');
 
+-- the AI's derived files of the image: a standardised crop and a segment embedding (a working copy of it)
+SELECT tests.as_superuser();
+INSERT INTO core.ai_suggestion (image_id, stage, model_name, model_version, payload, latency_ms)
+VALUES (:img, 'crop', 'm', '1', '{"box": {"x": 0, "y": 0, "width": 9, "height": 9}, "standardised": {"storage_key": "derived/e/std-1.png"}}', 1),
+       (:img, 'segment', 'm', '1', '{"embedding": {"storage_key": "derived/e/seg-1.txt", "bytes": 9}}', 1);
+-- and a worker once took one of its AI jobs (an attempt row references the job)
+INSERT INTO core.ai_attempt (job_id, attempt, worker, finished_at, outcome)
+SELECT id, 1, 'w', now(), 'error' FROM core.ai_job WHERE image_id = :img;
+
 SELECT tests.act_as(:outsider, 'admin');
 SELECT throws_ok(format('SELECT api.erase_image(%s)', :img), 'P0002', NULL,
                  'another organization''s admin cannot erase the image');
@@ -19,6 +28,11 @@ SELECT tests.act_as(:admin, 'admin');
 SELECT api.erase_image(:img) AS erased \gset
 SELECT ok((:'erased'::jsonb ->> 'objects_queued')::int >= 2, 'the original and the thumbnail are queued for deletion');
 SELECT tests.as_superuser();
+SELECT is((SELECT array_agg(storage_key ORDER BY storage_key) FROM core.storage_purge
+            WHERE image_id = :img AND storage_key LIKE 'derived/%'),
+          '{derived/e/seg-1.txt,derived/e/std-1.png}'::text[], 'and the AI''s crop and segment embedding too');
+SELECT is((SELECT count(*)::int FROM core.ai_job WHERE image_id = :img), 0,
+          'its AI jobs are gone, attempts and all');
 SELECT is((SELECT status::text || coalesce(metadata::text, '') || coalesce(source_class, '') FROM core.image
             WHERE id = :img), 'removed{}', 'the image row keeps no metadata');
 SELECT ok((SELECT erased_at IS NOT NULL AND storage_key = 'erased/' || id FROM core.image WHERE id = :img),

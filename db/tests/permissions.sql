@@ -34,6 +34,7 @@ SELECT set_eq($$
         ('next_item', '{annotator}'), ('heartbeat', '{annotator}'), ('save_draft', '{annotator}'),
         ('submit_annotation', '{annotator}'), ('reject_image', '{annotator}'), ('release_item', '{annotator}'),
         ('my_queue', '{annotator}'), ('item_detail', '{annotator,reviewer,admin}'),
+        ('segment_source', '{annotator,reviewer,admin}'),
         ('next_review', '{reviewer}'), ('approve', '{reviewer}'), ('request_changes', '{reviewer}'),
         ('set_item_priority', '{admin}'), ('reassign_item', '{admin}'), ('reassign_user_items', '{admin}'), ('cancel_item', '{admin}'),
         ('resolve_flag', '{admin}'), ('open_flags', '{admin}'),

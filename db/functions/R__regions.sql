@@ -243,18 +243,18 @@ COMMENT ON FUNCTION api.region_measurements(bigint, jsonb) IS
     'diameter_mm and length_mm when the image has a scale (metadata.pixels_per_mm). 404 for an item you cannot see.';
 
 CREATE OR REPLACE FUNCTION api.region_labels(project_id bigint)
-RETURNS text[]
+RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = '' AS $$
 BEGIN
     PERFORM core.require_member(project_id);
-    RETURN (SELECT p.region_labels FROM core.project p WHERE p.id = region_labels.project_id);
+    RETURN (SELECT to_jsonb(p.region_labels) FROM core.project p WHERE p.id = region_labels.project_id);
 END
 $$;
 COMMENT ON FUNCTION api.region_labels(bigint) IS
     'The labels regions of this project may carry, in the order the workspace offers them (a mask needs one).';
 
 CREATE OR REPLACE FUNCTION api.set_region_labels(project_id bigint, labels text[])
-RETURNS text[]
+RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
     before text[];
@@ -279,7 +279,7 @@ BEGIN
     UPDATE core.project p SET region_labels = cleaned WHERE p.id = set_region_labels.project_id;
     PERFORM core.audit('set_region_labels', 'project', project_id, jsonb_build_object('labels', before),
                        jsonb_build_object('labels', cleaned));
-    RETURN cleaned;
+    RETURN to_jsonb(cleaned);
 END
 $$;
 COMMENT ON FUNCTION api.set_region_labels(bigint, text[]) IS

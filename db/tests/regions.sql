@@ -30,8 +30,8 @@ GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pg_temp TO PUBLIC;
 
 -- labels
 SELECT tests.act_as(:a1, 'annotator');
-SELECT is(api.region_labels(:project), ARRAY['lesion', 'pigment network', 'dots/globules', 'streaks', 'blue-white veil',
-                                             'regression structures', 'vessels', 'milia-like cysts'],
+SELECT is(api.region_labels(:project), '["lesion", "pigment network", "dots/globules", "streaks", "blue-white veil",
+                                          "regression structures", "vessels", "milia-like cysts"]'::jsonb,
           'api.region_labels: every project starts with the dermoscopic structures');
 SELECT throws_ok(format('SELECT api.set_region_labels(%s, ARRAY[''x''])', :project), '42501', NULL,
                  'api.set_region_labels: an annotator cannot change them');
@@ -44,7 +44,7 @@ SELECT throws_ok(format('SELECT api.set_region_labels(%s, ARRAY[''lesion'', '' L
 SELECT throws_ok(format('SELECT api.set_region_labels(%s, ARRAY[]::text[])', :project), '22023',
                  'labels: must list between 1 and 100 labels', 'api.set_region_labels: an empty list is refused');
 SELECT is(api.set_region_labels(:project, ARRAY[' lesion ', 'pigment network', 'scar']),
-          ARRAY['lesion', 'pigment network', 'scar'], 'api.set_region_labels: the admin sets them, trimmed');
+          '["lesion", "pigment network", "scar"]'::jsonb, 'api.set_region_labels: the admin sets them, trimmed');
 SELECT tests.as_superuser();
 SELECT is((SELECT count(*) FROM audit.event WHERE action = 'set_region_labels' AND entity_id = :project)::int, 1,
           'api.set_region_labels: audited');

@@ -1,13 +1,17 @@
-// The reviewer workspace: next review item, the image with the annotation's regions, revision history with a diff,
-// the AI suggestion for comparison, approve (A) or request changes with a comment (C).
+// The reviewer workspace: next review item, the image with the annotation's regions (masks and lines included),
+// revision history with a diff (the previous revision's masks dashed over the image, and the Dice of each label's
+// masks between revisions), the AI suggestion for comparison, approve (A) or request changes with a comment (C).
 import { rpc } from "./api.js";
+import { contours } from "./contours.js";
 import { render as markdown } from "./markdown.js";
+import { Mask } from "./mask.js";
+import { dice, union } from "./rle.js";
 import { taxonomyNodes } from "./taxonomy.js";
 import { renderAi, setupViewer, typing } from "./viewerbar.js";
 
 const $ = (id) => document.getElementById(id);
 const project = Number($("workspace").dataset.project);
-const { viewer, show: showImage, keys: viewerKeys } = setupViewer({ readOnly: true });
+const { viewer, show: showImage, keys: viewerKeys, maskUi } = setupViewer({ readOnly: true, project });
 let item = null;
 let tree = null;
 
@@ -29,8 +33,10 @@ async function start() {
   const rev = item.latest_revision;
   await showImage(item);
   viewer.setRegions(rev?.content?.regions || []);
+  await maskUi.open(item);
   renderAnnotation(rev?.content || {});
   renderHistory(item.revisions || [], item.reviews || []);
+  showPrevious(item.revisions || []);
   renderAi($("ai-panel"), item.ai);
   const hints = item.hints || [];
   $("hints").hidden = !hints.length;
@@ -54,7 +60,47 @@ function renderAnnotation(c) {
   for (const [k, v] of Object.entries(c.descriptors || {})) add(k.replaceAll("_", " "), Array.isArray(v) ? v.join(", ") : String(v));
   if (c.confidence) add("Confidence", c.confidence);
   add("Description", c.description ? markdown(c.description) : "—", true);  // escaped before rendering
-  add("Regions", String((c.regions || []).length));
+  const kinds = {};
+  for (const r of c.regions || []) { const k = r.type === "mask" ? `mask ${r.label}` : r.type; kinds[k] = (kinds[k] || 0) + 1; }
+  add("Regions", (c.regions || []).length
+    ? `${c.regions.length}: ${Object.entries(kinds).map(([k, n]) => (n > 1 ? `${n} × ${k}` : k)).join(", ")}` : "0");
+}
+
+// Each label's masks (their union when several) of one revision's regions: label → RLE.
+function masksByLabel(regions = []) {
+  const by = new Map();
+  for (const r of regions) if (r.type === "mask") by.set(r.label, [...(by.get(r.label) || []), r.rle]);
+  return new Map([...by].map(([label, list]) => [label, union(list)]));
+}
+
+// "mask lesion: Dice 0.87" for every label with a mask in either revision
+function maskDiff(a = [], b = []) {
+  const before = masksByLabel(a), after = masksByLabel(b);
+  const out = [];
+  for (const label of new Set([...before.keys(), ...after.keys()])) {
+    if (!before.has(label)) out.push(`mask ${label}: new`);
+    else if (!after.has(label)) out.push(`mask ${label}: removed`);
+    else out.push(`mask ${label}: Dice ${dice(before.get(label), after.get(label))?.toFixed(3) ?? "—"} with the previous revision`);
+  }
+  return out;
+}
+
+// The previous revision's masks, dashed over the image (a checkbox hides them).
+function showPrevious(revisions) {
+  const prev = revisions.length > 1 ? revisions[revisions.length - 2] : null;
+  const masks = (prev?.content?.regions || []).filter((r) => r.type === "mask");
+  const toggle = $("prev-toggle");
+  toggle.hidden = !masks.length;
+  $("prev-label").textContent = prev ? `Revision ${prev.revision_seq}'s masks, dashed` : "";
+  const shapes = [];
+  for (const r of masks) {
+    try {
+      shapes.push({ type: "outline", loops: contours(Mask.fromRle(r.rle)), colour: "#ffffff", label: r.label });
+    } catch { /* a mask that does not decode is not drawn */ }
+  }
+  const apply = () => viewer.setOverlays($("show-prev").checked ? shapes : [], "revision");
+  $("show-prev").onchange = apply;
+  apply();
 }
 
 function diff(a = {}, b = {}) {
@@ -69,6 +115,7 @@ function diff(a = {}, b = {}) {
   if (JSON.stringify(a.regions || []) !== JSON.stringify(b.regions || [])) {
     out.push(`regions: ${(a.regions || []).length} → ${(b.regions || []).length}`);
   }
+  out.push(...maskDiff(a.regions, b.regions));
   return out;
 }
 

@@ -1,7 +1,14 @@
-// The viewer's toolbar and keys, shared by both workspaces: view controls, filters, original/AI crop, AI box, and
-// for DICOM images window/level (presets, drag) and frames.
+// The viewer's toolbar and keys, shared by both workspaces: view controls, filters, original/AI crop, AI box, the
+// drawing tools and undo/redo, the mask toolbar (maskbar.js), and for DICOM images window/level (presets, drag) and
+// frames.
 import { DicomFrames } from "./dicomview.js";
+import { setupMaskBar } from "./maskbar.js";
+import { MaskTool } from "./masktool.js";
+import { SegmentTool } from "./segmenttool.js";
 import { Viewer } from "./viewer.js";
+
+const TOOL_KEYS = { h: "pan", b: "bbox", p: "polygon", d: "freehand", c: "spline", ".": "point", m: "ruler",
+                    k: "mask", e: "erase", g: "segment" };
 
 export function typing(e) {
   const t = e.target;
@@ -9,18 +16,27 @@ export function typing(e) {
     && t.type !== "radio" && t.type !== "range";
 }
 
-export function setupViewer({ onChange, readOnly = false } = {}) {
+export function setupViewer({ onChange, readOnly = false, project } = {}) {
   const status = document.getElementById("v-status");
   const viewer = new Viewer(document.getElementById("canvas"), {
     onChange, readOnly,
     onStatus: (s) => {
-      status.textContent = `${s.zoom} % · ${s.tool}${s.regions ? ` · ${s.regions} region(s)` : ""}`
+      const brush = s.tool === "mask" || s.tool === "erase" ? ` ${s.brush} px` : "";
+      status.textContent = `${s.zoom} % · ${s.tool}${brush}${s.regions ? ` · ${s.regions} region(s)` : ""}`
         + `${s.selected >= 0 ? ` · region ${s.selected + 1} selected (Delete removes it)` : ""}`
         + `${s.ruler ? ` · ${s.ruler}` : ""}`;
     },
   });
   let item = null;
   const dicomUi = dicomControls(viewer);
+  const maskTool = readOnly ? null : new MaskTool(viewer);
+  const segment = readOnly ? null
+    : new SegmentTool(viewer, { itemId: () => item?.id, onMessage: (text, alert) => maskUi.say(text, alert) });
+  const maskUi = setupMaskBar(viewer, { project, readOnly, maskTool, segment });
+  const undoButtons = document.querySelectorAll('button[data-act="undo"], button[data-act="redo"]');
+  viewer.onHistory = () => {
+    for (const b of undoButtons) b.disabled = !(b.dataset.act === "undo" ? viewer.history.canUndo : viewer.history.canRedo);
+  };
   const acts = {
     fit: () => viewer.fit(), one: () => viewer.oneToOne(), reset: () => {
       viewer.reset();
@@ -31,6 +47,7 @@ export function setupViewer({ onChange, readOnly = false } = {}) {
     },
     "zoom-in": () => viewer.zoomAt(1.25), "zoom-out": () => viewer.zoomAt(0.8),
     "frame-prev": () => dicomUi.step(-1), "frame-next": () => dicomUi.step(1),
+    undo: () => viewer.undo(), redo: () => viewer.redo(),
   };
   document.querySelector(".toolbar").addEventListener("click", (e) => {
     const b = e.target.closest("button[data-act]");
@@ -55,13 +72,12 @@ export function setupViewer({ onChange, readOnly = false } = {}) {
     r.addEventListener("change", async () => {
       const which = document.querySelector('input[name="which"]:checked').value;
       const url = which === "standardised" ? item.ai.crop.payload.standardised.url : item.image.url;
-      const regions = viewer.regions;
+      const regions = viewer.savedRegions || viewer.regions;
       viewer.readOnly = readOnly || which !== "original";  // regions are in the original's pixels
       if (which === "original" && dicomUi.active()) viewer.show(await dicomUi.picture(), url);
       else await viewer.load(url);
-      viewer.regions = which === "original" ? regions : [];
-      if (which !== "original") viewer.savedRegions = regions;
-      else if (viewer.savedRegions) { viewer.regions = viewer.savedRegions; viewer.savedRegions = null; }
+      if (which !== "original") { viewer.savedRegions = regions; viewer.regions = []; }
+      else { viewer.savedRegions = null; viewer.regions = regions; }
       overlays();
     });
   }
@@ -74,25 +90,46 @@ export function setupViewer({ onChange, readOnly = false } = {}) {
     if (r) { r.checked = true; viewer.setTool(t); document.getElementById("wl-drag").checked = false; }
   }
 
+  // Ctrl+Z / Ctrl+Shift+Z (and Ctrl+Y) undo and redo region edits; in a text field they stay the field's own.
+  function historyKeys(e) {
+    if (readOnly || typing(e) || !(e.ctrlKey || e.metaKey) || e.altKey) return false;
+    const k = e.key.toLowerCase();
+    if (k === "z") { e.preventDefault(); if (e.shiftKey) viewer.redo(); else viewer.undo(); return true; }
+    if (k === "y") { e.preventDefault(); viewer.redo(); return true; }
+    return false;
+  }
+
   function keys(e) {
+    if (historyKeys(e)) return true;
     if (typing(e) || e.ctrlKey || e.metaKey || e.altKey) return false;
     const k = e.key;
     const map = { f: acts.fit, 1: acts.one, 0: acts.reset, "+": acts["zoom-in"], "=": acts["zoom-in"],
                   "-": acts["zoom-out"], i: () => { const c = document.getElementById("f-invert"); c.checked = !c.checked; filters(); },
                   v: () => { if (!std.disabled) { const o = document.querySelector('input[name="which"][value="original"]');
-                             (o.checked ? std : o).click(); } } };
-    if (!readOnly) Object.assign(map, { h: () => setTool("pan"), b: () => setTool("bbox"), p: () => setTool("polygon"),
-                                        ".": () => setTool("point"), m: () => setTool("ruler"),
-                                        Delete: () => viewer.deleteSelected(), Backspace: () => viewer.deleteSelected() });
-    else map.m = () => setTool("ruler");
+                             (o.checked ? std : o).click(); } },
+                  o: () => maskUi.toggleOutline() };
+    if (!readOnly) {
+      for (const [key, tool] of Object.entries(TOOL_KEYS)) map[key] = () => setTool(tool);
+      Object.assign(map, { Delete: () => viewer.deleteSelected(), Backspace: () => viewer.deleteSelected(),
+                           F: () => maskUi.fillHoles(),
+                           Enter: () => maskUi.accept() || viewer.closeDraft(),
+                           Escape: () => maskUi.discard() || viewer.cancelDraft() });
+      // on a focused button or link, Enter and Esc keep their own meaning
+      if (e.target.closest?.("button, a, summary")) { delete map.Enter; delete map.Escape; }
+    } else map.m = () => setTool("ruler");
     if (dicomUi.active()) {
-      Object.assign(map, { "[": () => dicomUi.step(-1), "]": () => dicomUi.step(1), PageUp: () => dicomUi.step(-1),
-                           PageDown: () => dicomUi.step(1), w: () => dicomUi.toggleDrag(), W: () => dicomUi.nextPreset() });
+      Object.assign(map, { PageUp: () => dicomUi.step(-1), PageDown: () => dicomUi.step(1),
+                           w: () => dicomUi.toggleDrag(), W: () => dicomUi.nextPreset() });
     }
-    const f = map[k] || map[k.toLowerCase?.()];
-    if (!f) return false;
+    // [ and ]: brush size with the brush or eraser; otherwise a DICOM file's frames (PageUp/PageDown always page)
+    if (viewer.tool === "mask" || viewer.tool === "erase") {
+      Object.assign(map, { "[": () => maskUi.setBrush(viewer.brush / 1.25), "]": () => maskUi.setBrush(viewer.brush * 1.25) });
+    } else if (dicomUi.active()) {
+      Object.assign(map, { "[": () => dicomUi.step(-1), "]": () => dicomUi.step(1) });
+    }
+    const f = map[k] || (k.length === 1 ? map[k.toLowerCase()] : undefined);
+    if (!f || f() === false) return false;  // false: nothing to do (e.g. Enter with no suggestion or outline)
     e.preventDefault();
-    f();
     return true;
   }
 
@@ -109,7 +146,7 @@ export function setupViewer({ onChange, readOnly = false } = {}) {
     overlays();
   }
 
-  return { viewer, show, keys, setTool };
+  return { viewer, show, keys, setTool, maskUi };
 }
 
 // The DICOM group of the toolbar: window presets, drag W/L, frame slider; hidden for photographs.
@@ -174,6 +211,7 @@ function dicomControls(viewer) {
     step(d) {
       if (!dicom) return;
       dicom.index = Math.min(dicom.frames - 1, Math.max(0, dicom.index + d));
+      readout();  // the frame asked for, at once: a slow fetch must not leave the number behind the keys
       repaint();
     },
     resetWindow() {

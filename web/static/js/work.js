@@ -2,6 +2,7 @@
 import { ApiError, rpc } from "./api.js";
 import { DescriptorsForm } from "./descriptors.js";
 import { render as markdown } from "./markdown.js";
+import { Measurements } from "./measurements.js";
 import { ClassPicker } from "./taxonomy.js";
 import { renderAi, setupViewer, typing } from "./viewerbar.js";
 
@@ -19,9 +20,19 @@ let lost = false;
 let timers = [];
 
 const form = $("annotation");
-const { viewer, show: showImage, keys: viewerKeys } = setupViewer({ onChange: () => { renderRegions(); touch(); } });
+const { viewer, show: showImage, keys: viewerKeys, maskUi } = setupViewer({
+  project, onChange: () => { renderRegions(); touch(); measurements.schedule(); } });
 const picker = new ClassPicker(form, project, (node) => { setClass(node); touch(); });
 let descriptors;
+const measurements = new Measurements($("measurements"), {
+  itemId: () => item?.id, regions: () => viewer.serialise(),
+  onDiameter: (mm) => {  // the Diameter descriptor (number, mm), when the project's schema has one
+    const input = $("d-diameter_mm");
+    if (!input) return;
+    input.value = String(mm);
+    input.dispatchEvent(new Event("input", { bubbles: true }));  // as if typed: saved with the next autosave
+  },
+});
 
 // -- the item -----------------------------------------------------------------------------------------------------
 async function start() {
@@ -71,6 +82,7 @@ async function open(next) {
   renderAi($("ai-panel"), item.ai, { onAccept: (c) => { setClass({ id: c.node_id, code: c.code, name: c.name }); touch(); } });
   await showImage(item);
   await fill(content);
+  await maskUi.open(item);
   lockExpires = item.lock_expires_at ? new Date(item.lock_expires_at) : null;
   dirty = false;
   $("save-state").textContent = item.draft ? "Draft restored" : "Not saved yet";
@@ -91,9 +103,17 @@ async function fill(content) {
   $("confidence").value = content.confidence || "";
   $("description").value = content.description || "";
   $("description-preview").hidden = true;
-  viewer.setRegions(content.regions || []);
-  renderRegions();
   for (const p of form.querySelectorAll(".field-error")) p.hidden = true;
+  try {
+    viewer.setRegions(content.regions || []);
+  } catch (e) {  // a stored mask that does not decode: say so rather than lose the item
+    viewer.setRegions((content.regions || []).filter((r) => r.type !== "mask"));
+    $("regions-error").textContent = `A stored mask could not be read (${e.message}); it is not shown.`;
+    $("regions-error").hidden = false;
+  }
+  renderRegions();
+  measurements.clear();
+  measurements.run();
   $("form-error").hidden = true;
 }
 
@@ -104,7 +124,7 @@ function setClass(node) {
 }
 
 function content() {
-  const c = { descriptors: descriptors.value(), regions: viewer.savedRegions || viewer.regions };
+  const c = { descriptors: descriptors.value(), regions: viewer.serialise() };
   if (chosen) c.class = chosen.id;
   const text = $("description").value;
   if (text.trim()) c.description = text;
@@ -234,6 +254,7 @@ async function skip() {
 
 function done(what) {
   clearTimers();
+  measurements.clear();
   item = null;
   lockExpires = null;
   dirty = false;
@@ -288,18 +309,30 @@ async function loadTemplates() {
 }
 
 // -- regions list -------------------------------------------------------------------------------------------------
+function regionSize(r) {
+  if (r.type === "bbox") return `${r.w}×${r.h} px`;
+  if (r.type === "polygon") return `${r.points.length} points${r.drawn ? ` (${r.drawn})` : ""}`;
+  if (r.type === "line") return viewer.lengthText(r.points);
+  if (r.type === "mask") return r.mask.area ? `${r.mask.area.toLocaleString()} px` : "empty (not saved)";
+  return `at ${r.x}, ${r.y}`;
+}
+
 function renderRegions() {
   const list = $("regions");
   const regions = viewer.savedRegions || viewer.regions;
+  const labels = maskUi.labels();
   list.replaceChildren(...regions.map((r, i) => {
     const li = document.createElement("li");
-    const size = r.type === "bbox" ? `${r.w}×${r.h} px` : r.type === "polygon" ? `${r.points.length} points` : `at ${r.x}, ${r.y}`;
-    li.innerHTML = `<button type="button" class="link sel"></button> <input type="text" aria-label="Label of region ${i + 1}" placeholder="label"> <button type="button" class="link del" aria-label="Delete region ${i + 1}">✕</button>`;
-    li.querySelector(".sel").textContent = `${i + 1}. ${r.type} ${size}`;
+    li.innerHTML = `<button type="button" class="link sel"></button> <select aria-label="Label of region ${i + 1}"></select> <button type="button" class="link del" aria-label="Delete region ${i + 1}">✕</button>`;
+    li.querySelector(".sel").textContent = `${i + 1}. ${r.type} ${regionSize(r)}`;
     li.querySelector(".sel").addEventListener("click", () => viewer.select(i));
-    const inp = li.querySelector("input");
-    inp.value = r.label || "";
-    inp.addEventListener("change", () => { viewer.select(i); viewer.labelSelected(inp.value.trim()); });
+    const pick = li.querySelector("select");
+    // the project's region labels; a mask must have one, the other shapes may go without
+    const options = [...labels];
+    if (r.label && !options.includes(r.label)) options.push(r.label);
+    pick.append(...(r.type === "mask" ? [] : [new Option("— no label", "")]), ...options.map((l) => new Option(l, l)));
+    pick.value = r.label || "";
+    pick.addEventListener("change", () => { viewer.select(i); viewer.labelSelected(pick.value); });
     li.querySelector(".del").addEventListener("click", () => { viewer.select(i); viewer.deleteSelected(); });
     return li;
   }));
@@ -334,6 +367,7 @@ form.addEventListener("focusout", () => { if (dirty) autosave(); });
   const schema = await rpc("descriptor_schema", { project_id: project });
   descriptors = new DescriptorsForm($("descriptors"), schema, touch);
   $("start-btn").disabled = false;  // ready: the form an item opens into exists
+  maskUi.ready.then(renderRegions);  // the label choices, once the project's region labels are in
   loadTemplates();
   const q = await refreshMyWork();
   // resume: an item I hold or one sent back to me opens at once (a reload finds the draft)

@@ -17,6 +17,9 @@ import httpx
 from ai_services import wait_port
 from conftest import ROOT, free_port
 
+# every stage of the pipeline reports on the demo: crop, segment (click-to-segment prepared), classify, recommend
+STAGES = {"crop", "segment", "classify", "recommend"}
+
 
 def test_run_starts_everything_and_the_demo_gets_ai_suggestions():
     # not pytest's tmp_path: as root the cluster runs as `postgres`, which must be able to reach the directory
@@ -36,14 +39,15 @@ def test_run_starts_everything_and_the_demo_gets_ai_suggestions():
             auth = {"authorization": f"Bearer {r.json()['token']}"}
             item = c.post("/rpc/next_item", json={"project_id": 1}, headers=auth).json()["item"]
             deadline = time.monotonic() + 120
-            while set(item["ai"]) != {"crop", "classify", "recommend"} and time.monotonic() < deadline:
+            while set(item["ai"]) != STAGES and time.monotonic() < deadline:
                 time.sleep(1)
                 item = c.post("/rpc/item_detail", json={"item_id": item["id"]}, headers=auth).json()
             ai = item["ai"]
-            assert set(ai) == {"crop", "classify", "recommend"}, ai
+            assert set(ai) == STAGES, ai
             assert ai["classify"]["model"] == "reference-abcd" and ai["classify"]["payload"]["classes"]
             assert ai["recommend"]["payload"]["steps"]
             assert c.get(ai["crop"]["payload"]["standardised"]["url"], headers=auth).status_code == 200
+            assert ai["segment"]["payload"] == {"prepared": True} and ai["crop"]["payload"]["mask"]["counts"]
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group, as in a terminal
         proc.wait(timeout=60)

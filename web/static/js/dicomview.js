@@ -53,7 +53,9 @@ export class DicomFrames {
   // Draw frame n through the current window into this.canvas; returns it, sized like an image for the viewer.
   async render(n = this.index) {
     const f = await this.frame(n);
-    this.index = n;
+    // keys can step on while a frame loads: a frame that is no longer the current one is not drawn (its late
+    // arrival would otherwise paint over the newer frame and pull the index back)
+    if (n !== this.index) return null;
     const { canvas } = this;
     if (canvas.width !== f.cols || canvas.height !== f.rows) { canvas.width = f.cols; canvas.height = f.rows; }
     canvas.naturalWidth = f.cols; canvas.naturalHeight = f.rows;

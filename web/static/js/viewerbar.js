@@ -167,7 +167,9 @@ function dicomControls(viewer) {
     pending = true;
     requestAnimationFrame(async () => {
       pending = false;
-      viewer.repaint(await dicom.render());
+      const picture = await dicom.render();
+      if (!picture) return;  // the frame changed while this one loaded: the newer repaint draws
+      viewer.repaint(picture);
       readout();
     });
   }
@@ -211,7 +213,6 @@ function dicomControls(viewer) {
     step(d) {
       if (!dicom) return;
       dicom.index = Math.min(dicom.frames - 1, Math.max(0, dicom.index + d));
-      readout();  // the frame asked for, at once: a slow fetch must not leave the number behind the keys
       repaint();
     },
     resetWindow() {

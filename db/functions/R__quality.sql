@@ -242,3 +242,38 @@ GRANT EXECUTE ON FUNCTION api.set_quality_thresholds(bigint, integer, numeric, n
 GRANT EXECUTE ON FUNCTION api.set_gold(bigint, boolean),
                           api.create_consistency_rule(bigint, bigint, text, text, jsonb, text),
                           api.set_consistency_rule_active(bigint, boolean) TO dl_admin;
+
+CREATE OR REPLACE FUNCTION api.set_quality_strata(project_id bigint, keys text[])
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    k text;
+    before text[];
+BEGIN
+    PERFORM core.require_role('admin');
+    PERFORM core.in_organization(core.require_project_role('admin', project_id));
+    IF keys IS NULL OR cardinality(keys) > 5 THEN
+        PERFORM core.invalid('keys', 'must list at most 5 descriptor keys');
+    END IF;
+    FOREACH k IN ARRAY keys LOOP
+        IF NOT EXISTS (SELECT 1 FROM core.descriptor_field d
+                        WHERE d.project_id = set_quality_strata.project_id AND d.key = k
+                          AND d.kind IN ('single', 'boolean')) THEN
+            PERFORM core.invalid('keys', format('%s is not a single-choice or yes/no descriptor of this project', k));
+        END IF;
+    END LOOP;
+    IF cardinality(keys) <> (SELECT count(DISTINCT x) FROM unnest(keys) x) THEN
+        PERFORM core.invalid('keys', 'lists a key twice');
+    END IF;
+    SELECT p.quality_strata INTO before FROM core.project p WHERE p.id = set_quality_strata.project_id FOR UPDATE;
+    UPDATE core.project p SET quality_strata = keys WHERE p.id = set_quality_strata.project_id;
+    PERFORM core.audit('set_quality_strata', 'project', project_id, jsonb_build_object('keys', before),
+                       jsonb_build_object('keys', keys));
+    RETURN jsonb_build_object('project_id', project_id, 'quality_strata', to_jsonb(keys));
+END
+$$;
+COMMENT ON FUNCTION api.set_quality_strata(bigint, text[]) IS
+    'Project admin: the descriptors (single-choice or yes/no keys, at most 5; default fitzpatrick and body_site) that '
+    'metrics.quality_by_stratum breaks agreement, gold accuracy and AI agreement down by. Takes effect at the next '
+    'metrics refresh.';
+GRANT EXECUTE ON FUNCTION api.set_quality_strata(bigint, text[]) TO dl_admin;

@@ -16,7 +16,7 @@ from conftest import start_app, stop_app
 
 # every view the README documents for analysts (the dashboard and the scheduler must cover each)
 VIEWS = {"queue_by_status", "annotator_daily", "review_outcome", "class_distribution", "flags_by_reason",
-         "throughput", "agreement_pair", "agreement_project", "agreement_alpha", "quality_by_stratum", "region_agreement_pair", "region_agreement_project", "gold_accuracy", "review_hints", "ai_agreement"}
+         "throughput", "agreement_pair", "agreement_project", "agreement_alpha", "quality_by_stratum", "region_agreement_pair", "region_agreement_project", "ai_model_quality", "gold_accuracy", "review_hints", "ai_agreement"}
 from sqlcall import call, join, make_project, make_user, new_project
 
 PASSWORD = "correct horse battery"

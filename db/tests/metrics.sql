@@ -134,7 +134,7 @@ SELECT is(pg_temp.review_all(:r1, 0, 0), 1, 'the gold check is reviewed like any
 
 SELECT tests.as_superuser();
 SELECT ok((metrics.refresh_all('test') ->> 'refreshed')::boolean, 'the views refresh');
-SELECT is((SELECT count(*)::int FROM metrics.refreshed_at WHERE trigger = 'test'), 15, 'each view records its refresh');
+SELECT is((SELECT count(*)::int FROM metrics.refreshed_at WHERE trigger = 'test'), 16, 'each view records its refresh');
 
 SELECT set_eq(format('SELECT status, items FROM metrics.queue_by_status WHERE project_id = %s', :project),
               $$VALUES ('done', 7::bigint), ('rejected', 1), ('cancelled', 1)$$, 'queue by status');

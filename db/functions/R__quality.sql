@@ -147,6 +147,7 @@ DECLARE
     active_s numeric := extract(epoch FROM NEW.created_at - NEW.locked_at);
     usual numeric;
     history integer;
+    recent double precision[];
 BEGIN
     SELECT p.* INTO proj FROM core.work_item w JOIN core.project p ON p.id = w.project_id WHERE w.id = NEW.item_id;
     INSERT INTO core.review_hint (project_id, item_id, revision_id, kind, message, detail)
@@ -180,10 +181,15 @@ BEGIN
                                    'probability', top -> 'probability', 'model', model));
     END IF;
     IF active_s IS NOT NULL THEN
-        SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY x.s) INTO history, usual
-          FROM (SELECT extract(epoch FROM r.created_at - r.locked_at) AS s FROM core.annotation_revision r
-                 WHERE r.author_id = NEW.author_id AND r.id < NEW.id AND r.locked_at IS NOT NULL
-                 ORDER BY r.id DESC LIMIT 50) x;
+        -- the usual pace: the median of the author's last 50 active times (core.annotator_pace, V34), then this
+        -- one joins them; the row lock orders one author's concurrent submits
+        SELECT p.recent INTO recent FROM core.annotator_pace p WHERE p.author_id = NEW.author_id FOR UPDATE;
+        SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY x) INTO history, usual
+          FROM unnest(coalesce(recent, '{}')) x;
+        INSERT INTO core.annotator_pace AS p (author_id, recent)
+        VALUES (NEW.author_id, ARRAY[active_s::double precision])
+        ON CONFLICT (author_id) DO UPDATE
+           SET recent = (p.recent || EXCLUDED.recent)[greatest(1, cardinality(p.recent) - 48):];
         IF history >= 10 AND active_s < usual * proj.fast_submit_ratio THEN
             INSERT INTO core.review_hint (project_id, item_id, revision_id, kind, message, detail)
             VALUES (proj.id, NEW.item_id, NEW.id, 'fast_submit',

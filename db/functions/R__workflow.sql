@@ -15,9 +15,11 @@ COMMENT ON FUNCTION core.read_of(bigint, bigint, bigint) IS
 GRANT EXECUTE ON FUNCTION core.read_of(bigint, bigint, bigint) TO dl_annotator, dl_reviewer, dl_admin;
 
 CREATE OR REPLACE FUNCTION core.item_document(p_item bigint, p_full boolean) RETURNS jsonb
-LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+LANGUAGE plpgsql STABLE SET search_path = '' SET plan_cache_mode = force_generic_plan AS $$
 -- What a workspace needs to show an item. Run as the caller from item_detail (so RLS applies), and from the
--- definer functions that have just locked the item for the caller. PL/pgSQL so the plan is kept between calls.
+-- definer functions that have just locked the item for the caller. PL/pgSQL so the plan is kept between calls,
+-- and that plan generic: every lookup is by primary key or item id, so a custom plan per call only costs the
+-- planning (0.44 of 0.59 ms a call when PostgreSQL kept choosing custom plans).
 BEGIN
     RETURN (SELECT jsonb_build_object(
         'id', w.id, 'project_id', w.project_id, 'status', w.status, 'priority', w.priority,

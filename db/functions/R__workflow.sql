@@ -132,8 +132,12 @@ BEGIN
                  WHERE w.project_id = next_item.project_id AND w.status = 'new'
                    AND r.active AND (r.pool_user_ids IS NULL OR me = ANY (r.pool_user_ids))
                    AND (r.expertise IS NULL OR r.expertise = ANY (u.expertise))
+                   -- OFFSET 0 keeps this a probe of the (image, annotator) index per candidate: as an anti-join the
+                   -- planner could load all of the annotator's past items first (3.7 ms of a 4.4 ms cycle with
+                   -- the statistics a bulk load leaves)
                    AND NOT EXISTS (SELECT 1 FROM core.work_item o WHERE o.image_id = w.image_id
-                                                                   AND o.annotator_id = me AND o.status <> 'cancelled')
+                                                                   AND o.annotator_id = me AND o.status <> 'cancelled'
+                                    OFFSET 0)
                  ORDER BY w.priority DESC, w.ai_uncertainty DESC NULLS LAST, w.created_at, w.id
                  LIMIT 2 FOR UPDATE OF w SKIP LOCKED
             LOOP

@@ -243,3 +243,24 @@ def test_repeatable_reapplied_alone_must_not_drop_what_another_owns(project: Pro
                 "CREATE OR REPLACE FUNCTION core.priority(p bigint) RETURNS bigint LANGUAGE sql AS 'SELECT p';")
     project.migrator(scratch_db).migrate()
     assert check_each(scratch_db, project.root / "flyway.conf") == {}
+
+
+def test_a_repeatable_split_into_others_deploys_and_validates(project: Project, scratch_db: str):
+    """A repeatable removed from the files (ours keep a comment-only file, for Flyway): the removed file's history row stays (Missing), its
+    functions are re-created by the new files, nothing else is applied again, and validate is satisfied."""
+    project.add("V1__schema.sql", "CREATE SCHEMA core;")
+    whole = project.add("R__whole.sql", """
+        CREATE OR REPLACE FUNCTION core.one() RETURNS int LANGUAGE sql AS 'SELECT 1';
+        CREATE OR REPLACE FUNCTION core.two() RETURNS int LANGUAGE sql AS 'SELECT 2';""")
+    project.migrator(scratch_db).migrate()
+    whole.unlink()
+    project.add("R__part_one.sql", "CREATE OR REPLACE FUNCTION core.one() RETURNS int LANGUAGE sql AS 'SELECT 1';")
+    project.add("R__part_two.sql", "CREATE OR REPLACE FUNCTION core.two() RETURNS int LANGUAGE sql AS 'SELECT 2';")
+    assert project.migrator(scratch_db).migrate() == 2
+    assert project.migrator(scratch_db).validate() == []
+    states = {r.script: r.state for r in project.migrator(scratch_db).info()}
+    assert states == {"V1__schema.sql": "Success", "R__whole.sql": "Missing", "R__part_one.sql": "Success",
+                      "R__part_two.sql": "Success"}
+    with psycopg.connect(scratch_db) as conn:
+        assert conn.execute("SELECT core.one() + core.two()").fetchone()[0] == 3
+

@@ -28,6 +28,9 @@ BEGIN
         USING ERRCODE = '25006', HINT = 'History is never rewritten; add a new row instead.';
 END
 $$;
+COMMENT ON FUNCTION core.refuse_change() IS
+    'Trigger of the append-only tables (annotation_revision, review, review_hint, audit.event, audit.access, '
+    'ai_suggestion): UPDATE, DELETE and TRUNCATE raise 25006, except the tombstones an erasure writes (dl.erasing).';
 
 DO $$
 DECLARE
@@ -47,4 +50,9 @@ $$;
 -- The access audit (V23) is partitioned: row triggers only (they reach every partition).
 DROP TRIGGER IF EXISTS append_only ON audit.access;
 CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON audit.access
+    FOR EACH ROW EXECUTE FUNCTION core.refuse_change();
+
+-- AI suggestions are never changed either; a new run adds new ones (V11; the queue: R__ai_queue.sql).
+DROP TRIGGER IF EXISTS append_only ON core.ai_suggestion;
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON core.ai_suggestion
     FOR EACH ROW EXECUTE FUNCTION core.refuse_change();

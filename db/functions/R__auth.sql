@@ -1,4 +1,6 @@
--- Sign-in, sessions, and the role each request acts in. (People and organizations: R__people, R__organizations.)
+-- Sign-in and sessions: login (password, OIDC), the sessions they open, logout, and the role each request acts in
+-- (auth.begin_request -> auth.request_role). Who the signed-in caller is: api.me. Managing people and their
+-- passwords: R__people.sql; organizations: R__organizations.sql; partner keys: R__partners.sql.
 
 CREATE OR REPLACE FUNCTION api.login(email text, password text)
 RETURNS jsonb
@@ -46,48 +48,6 @@ COMMENT ON FUNCTION api.login(text, text) IS
     'a wrong password and a locked account; 5 failures lock the account for 15 minutes.';
 
 GRANT EXECUTE ON FUNCTION api.login(text, text) TO dl_anon;
-
-CREATE OR REPLACE FUNCTION core.user_json(p_user bigint, p_orgs bigint[] DEFAULT NULL) RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
--- A person with their memberships. p_orgs limits the memberships shown to those organizations (what an
--- organization admin may know of a person who also works elsewhere); NULL shows all (the person themselves).
-    WITH orgs AS (
-        SELECT o.organization_id AS id, g.name, o.admin, o.analyst FROM core.org_member o
-          JOIN core.organization g ON g.id = o.organization_id
-         WHERE o.user_id = p_user AND (p_orgs IS NULL OR o.organization_id = ANY (p_orgs))),
-    projects AS (
-        SELECT p.id, p.name, p.organization_id, m.annotator, m.reviewer, m.admin OR orgs.admin AS admin,
-               m.review_level, m.expertise
-          FROM core.project p JOIN orgs ON orgs.id = p.organization_id
-          LEFT JOIN core.project_member m ON m.project_id = p.id AND m.user_id = p_user
-         WHERE m.user_id IS NOT NULL OR orgs.admin)
-    SELECT jsonb_build_object(
-        'id', u.id, 'email', u.email, 'display_name', u.display_name, 'active', u.active,
-        'on_vacation', u.on_vacation, 'operator', u.operator,
-        -- every kind of work the person does somewhere: what the pages offer them
-        'roles', (SELECT coalesce(jsonb_agg(r ORDER BY r), '[]') FROM (
-                    SELECT 'annotator' AS r WHERE EXISTS (SELECT 1 FROM projects WHERE annotator)
-                    UNION SELECT 'reviewer' WHERE EXISTS (SELECT 1 FROM projects WHERE reviewer)
-                    UNION SELECT 'admin' WHERE EXISTS (SELECT 1 FROM projects WHERE admin)
-                                            OR EXISTS (SELECT 1 FROM orgs WHERE orgs.admin)
-                                            OR u.operator
-                    UNION SELECT 'analyst' WHERE EXISTS (SELECT 1 FROM orgs WHERE orgs.analyst)) k),
-        'projects', (SELECT coalesce(jsonb_agg(x.id ORDER BY x.id), '[]') FROM projects x),
-        'project_roles', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                              'project_id', x.id, 'project', x.name, 'organization_id', x.organization_id,
-                              'roles', array_remove(ARRAY[CASE WHEN x.annotator THEN 'annotator' END,
-                                                          CASE WHEN x.reviewer THEN 'reviewer' END,
-                                                          CASE WHEN x.admin THEN 'admin' END], NULL),
-                              'review_level', coalesce(x.review_level, 1), 'expertise', coalesce(x.expertise, '{}'),
-                              'member', x.review_level IS NOT NULL) ORDER BY x.id), '[]') FROM projects x),
-        'organizations', (SELECT coalesce(jsonb_agg(jsonb_build_object('id', o.id, 'name', o.name, 'admin', o.admin,
-                                                                       'analyst', o.analyst) ORDER BY o.id), '[]')
-                            FROM orgs o))
-      FROM auth."user" u WHERE u.id = p_user
-$$;
-COMMENT ON FUNCTION core.user_json(bigint, bigint[]) IS
-    'A person as JSON: account fields, the kinds of work they do (roles), and their organizations and per-project '
-    'roles (only within p_orgs when given).';
 
 CREATE OR REPLACE FUNCTION api.me()
 RETURNS jsonb
@@ -151,6 +111,7 @@ COMMENT ON FUNCTION auth.request_role(bigint, text, text[]) IS
     'PT401 for an ended session or an anonymous caller, 42501 when no role fits. Called through '
     'auth.begin_request by the app''s login role.';
 REVOKE EXECUTE ON FUNCTION auth.request_role(bigint, text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION auth.request_role(bigint, text, text[]) TO dl_authenticator;
 
 CREATE OR REPLACE FUNCTION auth.begin_request(p_user bigint, p_session text, p_candidates text[], p_claims text,
                                               p_bucket text DEFAULT NULL, p_capacity double precision DEFAULT NULL,
@@ -179,8 +140,7 @@ COMMENT ON FUNCTION auth.begin_request(bigint, text, text[], text, text, double 
     'the role for the transaction; returns the role.';
 REVOKE EXECUTE ON FUNCTION auth.begin_request(bigint, text, text[], text, text, double precision, double precision)
     FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION auth.request_role(bigint, text, text[]),
-                          auth.begin_request(bigint, text, text[], text, text, double precision, double precision)
+GRANT EXECUTE ON FUNCTION auth.begin_request(bigint, text, text[], text, text, double precision, double precision)
     TO dl_authenticator;
 
 -- OIDC sign-in: the app has verified the ID token (issuer, audience, signature, nonce, email_verified); this maps
@@ -228,6 +188,9 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
          WHERE s.user_id = p_user AND s.revoked_at IS NULL RETURNING 1)
     SELECT count(*)::integer FROM gone
 $$;
+COMMENT ON FUNCTION core.revoke_sessions(bigint, text) IS
+    'Ends every live session of a person (tokens stop working at their next request) with the reason recorded; '
+    'returns how many ended. For a password change or reset, a deactivation and an erasure.';
 REVOKE EXECUTE ON FUNCTION core.revoke_sessions(bigint, text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION auth.check_session(p_user bigint, p_session text) RETURNS boolean
@@ -270,53 +233,4 @@ END
 $$;
 COMMENT ON FUNCTION api.logout() IS
     'Ends the session your token belongs to: that token (and the cookie holding it) stops working at once.';
-
-CREATE OR REPLACE FUNCTION core.check_new_password(p_password text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE SET search_path = '' AS $$
-BEGIN
-    IF p_password IS NULL OR length(p_password) < 10 THEN
-        PERFORM core.invalid('new_password', 'at least 10 characters');
-    END IF;
-    RETURN p_password;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION core.replace_password(p_user bigint, p_password text, p_reason text) RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
--- A new password (also unlocks the account) ends every session of the user; returns how many ended.
-BEGIN
-    UPDATE auth."user" u
-       SET password_hash = public.crypt(core.check_new_password(p_password), public.gen_salt('bf', 10)),
-           password_changed_at = now(), failed_logins = 0, locked_until = NULL
-     WHERE u.id = p_user;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'user % not found', p_user USING ERRCODE = 'P0002';
-    END IF;
-    RETURN core.revoke_sessions(p_user, p_reason);
-END
-$$;
-REVOKE EXECUTE ON FUNCTION core.replace_password(bigint, text, text) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION api.change_password(current_password text, new_password text)
-RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
-DECLARE
-    me bigint := core.require_signed_in();
-    hash text;
-    ended integer;
-BEGIN
-    SELECT u.password_hash INTO hash FROM auth."user" u WHERE u.id = me FOR UPDATE;
-    IF hash IS NULL OR hash <> public.crypt(coalesce(current_password, ''), hash) THEN
-        PERFORM core.invalid('current_password', 'is not your current password');
-    END IF;
-    ended := core.replace_password(me, new_password, 'password_changed');
-    PERFORM core.audit('change_password', 'user', me, NULL, jsonb_build_object('sessions_ended', ended), me);
-    RETURN jsonb_build_object('ok', true, 'sessions_ended', ended);
-END
-$$;
-COMMENT ON FUNCTION api.change_password(text, text) IS
-    'Changes your password (at least 10 characters) after checking the current one, and ends all your sessions, '
-    'this one included: every token issued before stops working, so sign in again with the new password.';
-
-GRANT EXECUTE ON FUNCTION api.logout(), api.change_password(text, text)
-    TO dl_annotator, dl_reviewer, dl_admin, dl_analyst, dl_member;
+GRANT EXECUTE ON FUNCTION api.logout() TO dl_annotator, dl_reviewer, dl_admin, dl_analyst, dl_member;

@@ -7,6 +7,9 @@ BEGIN
     RAISE EXCEPTION '%: %', p_field, p_problem USING ERRCODE = '22023', COLUMN = p_field;
 END
 $$;
+COMMENT ON FUNCTION core.invalid(text, text) IS
+    'Raises 22023 "<field>: <problem>" with the field in COLUMN (the HTTP layer answers 400 with details.field): '
+    'how every function refuses bad input.';
 
 CREATE OR REPLACE FUNCTION core.require_signed_in() RETURNS bigint
 LANGUAGE plpgsql STABLE SET search_path = '' AS $$
@@ -144,6 +147,9 @@ BEGIN
     RAISE EXCEPTION 'work item % not found', p_item USING ERRCODE = 'P0002';
 END
 $$;
+COMMENT ON FUNCTION core.item_not_found(bigint) IS
+    'Raises P0002 "work item <id> not found": the one answer for an item that does not exist and for one the '
+    'caller may not see or act on.';
 
 CREATE OR REPLACE FUNCTION core.lost_lock(p_item bigint) RETURNS void
 LANGUAGE plpgsql SET search_path = '' AS $$
@@ -206,6 +212,10 @@ BEGIN
     RETURN it;
 END
 $$;
+COMMENT ON FUNCTION core.lock_held_item(bigint, bigint) IS
+    'The work item, locked as core.lock_item_as(item, ''annotator'') does, when p_me holds it now (in_progress, '
+    'theirs, lock not expired); PT409 otherwise. The guard of heartbeat, save_draft, submit_annotation, '
+    'reject_image and release_item.';
 
 CREATE OR REPLACE FUNCTION core.extend_lock(p_item core.work_item) RETURNS timestamptz
 LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
@@ -220,6 +230,9 @@ BEGIN
     RETURN expires;
 END
 $$;
+COMMENT ON FUNCTION core.extend_lock(core.work_item) IS
+    'Extends the lock of a held item to the project''s lock_minutes from now; returns the new expiry (heartbeat, '
+    'save_draft).';
 
 -- The guards that invoker functions (item_detail, search_taxonomy, open_flags ... running as the caller) reach.
 GRANT EXECUTE ON FUNCTION core.require_project_role(text, bigint), core.in_organization(bigint), core.role_in(text, bigint)

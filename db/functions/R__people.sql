@@ -1,6 +1,49 @@
 -- People: accounts, passwords, activity and vacation, managed within the organization's walls.
 -- An organization admin manages the people who belong to their organization alone; a person in several
 -- organizations is changed only by the operator or by themselves. Every refusal answers like a missing person.
+-- (Sign-in and sessions: R__auth.sql.)
+
+CREATE OR REPLACE FUNCTION core.user_json(p_user bigint, p_orgs bigint[] DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
+-- A person with their memberships. p_orgs limits the memberships shown to those organizations (what an
+-- organization admin may know of a person who also works elsewhere); NULL shows all (the person themselves).
+    WITH orgs AS (
+        SELECT o.organization_id AS id, g.name, o.admin, o.analyst FROM core.org_member o
+          JOIN core.organization g ON g.id = o.organization_id
+         WHERE o.user_id = p_user AND (p_orgs IS NULL OR o.organization_id = ANY (p_orgs))),
+    projects AS (
+        SELECT p.id, p.name, p.organization_id, m.annotator, m.reviewer, m.admin OR orgs.admin AS admin,
+               m.review_level, m.expertise
+          FROM core.project p JOIN orgs ON orgs.id = p.organization_id
+          LEFT JOIN core.project_member m ON m.project_id = p.id AND m.user_id = p_user
+         WHERE m.user_id IS NOT NULL OR orgs.admin)
+    SELECT jsonb_build_object(
+        'id', u.id, 'email', u.email, 'display_name', u.display_name, 'active', u.active,
+        'on_vacation', u.on_vacation, 'operator', u.operator,
+        -- every kind of work the person does somewhere: what the pages offer them
+        'roles', (SELECT coalesce(jsonb_agg(r ORDER BY r), '[]') FROM (
+                    SELECT 'annotator' AS r WHERE EXISTS (SELECT 1 FROM projects WHERE annotator)
+                    UNION SELECT 'reviewer' WHERE EXISTS (SELECT 1 FROM projects WHERE reviewer)
+                    UNION SELECT 'admin' WHERE EXISTS (SELECT 1 FROM projects WHERE admin)
+                                            OR EXISTS (SELECT 1 FROM orgs WHERE orgs.admin)
+                                            OR u.operator
+                    UNION SELECT 'analyst' WHERE EXISTS (SELECT 1 FROM orgs WHERE orgs.analyst)) k),
+        'projects', (SELECT coalesce(jsonb_agg(x.id ORDER BY x.id), '[]') FROM projects x),
+        'project_roles', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                              'project_id', x.id, 'project', x.name, 'organization_id', x.organization_id,
+                              'roles', array_remove(ARRAY[CASE WHEN x.annotator THEN 'annotator' END,
+                                                          CASE WHEN x.reviewer THEN 'reviewer' END,
+                                                          CASE WHEN x.admin THEN 'admin' END], NULL),
+                              'review_level', coalesce(x.review_level, 1), 'expertise', coalesce(x.expertise, '{}'),
+                              'member', x.review_level IS NOT NULL) ORDER BY x.id), '[]') FROM projects x),
+        'organizations', (SELECT coalesce(jsonb_agg(jsonb_build_object('id', o.id, 'name', o.name, 'admin', o.admin,
+                                                                       'analyst', o.analyst) ORDER BY o.id), '[]')
+                            FROM orgs o))
+      FROM auth."user" u WHERE u.id = p_user
+$$;
+COMMENT ON FUNCTION core.user_json(bigint, bigint[]) IS
+    'A person as JSON: account fields, the kinds of work they do (roles), and their organizations and per-project '
+    'roles (only within p_orgs when given).';
 
 CREATE OR REPLACE FUNCTION core.may_manage_user(p_user bigint) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
@@ -108,6 +151,7 @@ COMMENT ON FUNCTION api.create_user(text, text, text, bigint, boolean, boolean) 
     'Organization admin: creates an account in your organization (organization_id may be omitted when you '
     'administer one), optionally as organization admin or analyst; password NULL means OIDC sign-in only. Give '
     'project roles with add_project_member.';
+GRANT EXECUTE ON FUNCTION api.create_user(text, text, text, bigint, boolean, boolean) TO dl_admin;
 
 CREATE OR REPLACE FUNCTION api.list_users(organization_id bigint DEFAULT NULL)
 RETURNS jsonb
@@ -150,6 +194,7 @@ COMMENT ON FUNCTION api.list_users(bigint) IS
     'Admin: the people of your organizations with their roles there (organization admin, with manageable: '
     'whether you may change the account), or the directory of your projects'' organization with roles in the '
     'projects you administer (project admin).';
+GRANT EXECUTE ON FUNCTION api.list_users(bigint) TO dl_admin;
 
 CREATE OR REPLACE FUNCTION api.set_user_active(user_id bigint, active boolean)
 RETURNS jsonb
@@ -175,6 +220,7 @@ $$;
 COMMENT ON FUNCTION api.set_user_active(bigint, boolean) IS
     'Organization admin (of the person''s only organization) or operator: deactivates an account (its sessions '
     'end at once) or activates it again.';
+GRANT EXECUTE ON FUNCTION api.set_user_active(bigint, boolean) TO dl_admin;
 
 CREATE OR REPLACE FUNCTION api.set_vacation(user_id bigint, on_vacation boolean)
 RETURNS jsonb
@@ -194,6 +240,58 @@ END
 $$;
 COMMENT ON FUNCTION api.set_vacation(bigint, boolean) IS
     'Marks a person on vacation (they get no new items) or back: yourself, or as the admin of their organization.';
+GRANT EXECUTE ON FUNCTION api.set_vacation(bigint, boolean) TO dl_annotator, dl_reviewer, dl_admin, dl_member;
+
+-- Passwords: a new one (your own, or set by an admin) ends every session of the person.
+
+CREATE OR REPLACE FUNCTION core.check_new_password(p_password text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = '' AS $$
+BEGIN
+    IF p_password IS NULL OR length(p_password) < 10 THEN
+        PERFORM core.invalid('new_password', 'at least 10 characters');
+    END IF;
+    RETURN p_password;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION core.replace_password(p_user bigint, p_password text, p_reason text) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+-- A new password (also unlocks the account) ends every session of the user; returns how many ended.
+BEGIN
+    UPDATE auth."user" u
+       SET password_hash = public.crypt(core.check_new_password(p_password), public.gen_salt('bf', 10)),
+           password_changed_at = now(), failed_logins = 0, locked_until = NULL
+     WHERE u.id = p_user;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'user % not found', p_user USING ERRCODE = 'P0002';
+    END IF;
+    RETURN core.revoke_sessions(p_user, p_reason);
+END
+$$;
+REVOKE EXECUTE ON FUNCTION core.replace_password(bigint, text, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION api.change_password(current_password text, new_password text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    me bigint := core.require_signed_in();
+    hash text;
+    ended integer;
+BEGIN
+    SELECT u.password_hash INTO hash FROM auth."user" u WHERE u.id = me FOR UPDATE;
+    IF hash IS NULL OR hash <> public.crypt(coalesce(current_password, ''), hash) THEN
+        PERFORM core.invalid('current_password', 'is not your current password');
+    END IF;
+    ended := core.replace_password(me, new_password, 'password_changed');
+    PERFORM core.audit('change_password', 'user', me, NULL, jsonb_build_object('sessions_ended', ended), me);
+    RETURN jsonb_build_object('ok', true, 'sessions_ended', ended);
+END
+$$;
+COMMENT ON FUNCTION api.change_password(text, text) IS
+    'Changes your password (at least 10 characters) after checking the current one, and ends all your sessions, '
+    'this one included: every token issued before stops working, so sign in again with the new password.';
+GRANT EXECUTE ON FUNCTION api.change_password(text, text)
+    TO dl_annotator, dl_reviewer, dl_admin, dl_analyst, dl_member;
 
 CREATE OR REPLACE FUNCTION api.set_password(user_id bigint, new_password text)
 RETURNS jsonb
@@ -212,9 +310,4 @@ $$;
 COMMENT ON FUNCTION api.set_password(bigint, text) IS
     'Organization admin (of the person''s only organization) or operator: sets a password (at least 10 '
     'characters; also unlocks the account) and ends all the person''s sessions.';
-
-GRANT EXECUTE ON FUNCTION api.create_user(text, text, text, bigint, boolean, boolean),
-                          api.list_users(bigint), api.set_user_active(bigint, boolean),
-                          api.set_password(bigint, text)
-    TO dl_admin;
-GRANT EXECUTE ON FUNCTION api.set_vacation(bigint, boolean) TO dl_annotator, dl_reviewer, dl_admin, dl_member;
+GRANT EXECUTE ON FUNCTION api.set_password(bigint, text) TO dl_admin;

@@ -7,6 +7,9 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
                               'organization_id', p.organization_id)
       FROM core.project p WHERE p.id = p_project
 $$;
+COMMENT ON FUNCTION core.project_json(bigint) IS
+    'A project as JSON (id, name, description, review_stages, lock_minutes, organization_id): what '
+    'api.create_project answers and audits, and the project overview starts from.';
 
 CREATE OR REPLACE FUNCTION api.create_project(name text, description text DEFAULT '', review_stages integer DEFAULT 1,
                                               lock_minutes integer DEFAULT 30, organization_id bigint DEFAULT NULL)

@@ -76,6 +76,9 @@ EXCEPTION WHEN unique_violation THEN
     RETURN NULL;  -- a concurrent gold check took that slot: an ordinary item this time
 END
 $$;
+COMMENT ON FUNCTION core.gold_check_for(core.actor, bigint) IS
+    'At the rate of the caller''s rule, a new item on a gold image they have never seen, or NULL; called by '
+    'api.next_item before ordinary new items.';
 
 CREATE OR REPLACE FUNCTION api.create_consistency_rule(project_id bigint, class_id bigint, field text, expect text,
                                                        value jsonb, message text)

@@ -11,6 +11,9 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
                               'items', r.items)
       FROM core.work_rule r WHERE r.id = p_rule
 $$;
+COMMENT ON FUNCTION core.rule_json(bigint) IS
+    'A work rule as JSON, every setting and its item count: what the rule functions answer and audit, and the '
+    'project overview lists.';
 
 -- Which images a rule takes: the one predicate of item generation and of the admin's preview.
 CREATE OR REPLACE FUNCTION core.rule_takes(p_status core.image_status, p_source_class text, p_batch text,

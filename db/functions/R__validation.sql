@@ -239,6 +239,10 @@ BEGIN
     RETURN cls;
 END
 $$;
+COMMENT ON FUNCTION core.validate_content(core.work_item, jsonb, boolean) IS
+    'Checks annotation content against the project''s taxonomy, descriptor schema and region rules (22023 naming '
+    'the field); p_complete for a submit (class and required descriptors needed), false for a draft (shape only). '
+    'Returns the class node id.';
 
 -- api.region_measurements checks regions as its caller (row-level security applies to what it reads)
 GRANT EXECUTE ON FUNCTION core.validate_regions(jsonb, integer, integer, text[]),

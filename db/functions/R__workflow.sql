@@ -68,6 +68,10 @@ BEGIN
      WHERE w.id = p_item);
 END
 $$;
+COMMENT ON FUNCTION core.item_document(bigint, boolean) IS
+    'What a workspace shows of a work item: status, lock, image, the caller''s draft, the latest revision and '
+    'review, the AI suggestions (core.ai_document); with p_full the revisions, reviews, flags and hints too. Run as '
+    'the caller it meets row-level security; read through core.item_read, which records the read.';
 
 CREATE OR REPLACE FUNCTION core.claim(p_item bigint, p_me bigint, p_minutes integer) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$

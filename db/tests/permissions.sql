@@ -1,7 +1,34 @@
--- Who may execute each api function: one explicit grant per function and role, nothing for PUBLIC.
+-- Roles and grants: the schemas, extensions, group roles and default privileges of V1, and who may execute each
+-- api function: one explicit grant per function and role, nothing for PUBLIC.
 BEGIN;
-SELECT plan(7);
+SELECT plan(21);
 
+SELECT has_schema(s) FROM unnest(ARRAY['core', 'api', 'auth', 'audit', 'metrics']) AS s;
+SELECT has_extension('pgcrypto');
+SELECT has_extension('citext');
+SELECT has_extension('pg_trgm');
+
+SELECT is((SELECT count(*)::int FROM pg_roles r
+            WHERE r.rolname IN ('dl_anon', 'dl_annotator', 'dl_reviewer', 'dl_admin', 'dl_analyst', 'dl_member')
+              AND NOT r.rolcanlogin), 6, 'six NOLOGIN group roles');
+SELECT ok((SELECT rolcanlogin AND NOT rolinherit AND NOT rolsuper FROM pg_roles WHERE rolname = 'dl_authenticator'),
+          'dl_authenticator logs in, does not inherit, is no superuser');
+SELECT is((SELECT count(*)::int FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+            JOIN pg_roles u ON u.oid = m.member
+           WHERE u.rolname = 'dl_authenticator'
+             AND g.rolname IN ('dl_anon', 'dl_annotator', 'dl_reviewer', 'dl_admin', 'dl_analyst', 'dl_member')), 6,
+          'the authenticator may switch to each group role');
+
+SELECT function_privs_are('api', 'health', ARRAY[]::text[], 'dl_anon', ARRAY['EXECUTE'],
+                          'api.health: dl_anon may execute it');
+SELECT ok(NOT has_function_privilege('public', 'api.health()', 'EXECUTE'), 'api.health: PUBLIC cannot execute it');
+
+-- health answers as the HTTP layer calls it: anonymous role, empty claims
+SET LOCAL ROLE dl_anon;
+SELECT is((api.health() ->> 'schema_version') IS NOT NULL, true, 'api.health: reports a schema version to dl_anon');
+RESET ROLE;
+
+-- Who may execute each api function
 SELECT set_eq($$
     SELECT p.proname || ':' || r.rolname
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -77,7 +104,8 @@ SELECT set_eq($$
 
 SELECT * FROM tests.fixture(n_images => 1) \gset
 SELECT tests.act_as(:a1, 'analyst');
-SELECT throws_ok(format('SELECT api.next_item(%s)', :project), '42501', NULL, 'an analyst cannot call workflow functions');
+SELECT throws_ok(format('SELECT api.next_item(%s)', :project), '42501', NULL,
+                 'api.next_item: an analyst cannot call it (nor any workflow function)');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,6 +1,6 @@
--- Sealed days (V17): annotator_daily, review_outcome and throughput read days that are over from core.sealed_*
--- and only the events since from the event tables. Whatever was sealed, the views must equal the original
--- definitions (V10's, kept here as the reference) computed over every event.
+-- metrics.refresh_all and metrics.reseal: sealed days (V17). annotator_daily, review_outcome and throughput read
+-- days that are over from core.sealed_* and only the events since from the event tables. Whatever was sealed,
+-- the views must equal the original definitions (V10's, kept here as the reference) computed over every event.
 BEGIN;
 SELECT plan(12);
 
@@ -92,31 +92,34 @@ CREATE TEMP VIEW ref_throughput AS
      GROUP BY ev.project_id, g.granularity, date_trunc(g.granularity, ev.hour, 'UTC');
 
 SELECT metrics.refresh_all('test') ->> 'sealing' AS sealing \gset
-SELECT is((:'sealing'::jsonb ->> 'sealed')::boolean, true, 'the refresh sealed the days that are over');
+SELECT is((:'sealing'::jsonb ->> 'sealed')::boolean, true,
+          'metrics.refresh_all: the refresh sealed the days that are over');
 SELECT ok((SELECT count(*) FROM core.sealed_annotator_day WHERE project_id = :project) > 0
           AND (SELECT count(*) FROM core.annotation_revision r JOIN ev USING (item_id)
                 WHERE r.created_at >= (SELECT until FROM core.metrics_seal)) > 0,
-          'the dataset has sealed days and live events both');
+          'metrics.refresh_all: the dataset has sealed days and live events both');
 
 SELECT results_eq(format('SELECT * FROM metrics.annotator_daily WHERE project_id = %s ORDER BY 2, 3', :project),
                   format('SELECT * FROM ref_annotator_daily WHERE project_id = %s ORDER BY 2, 3', :project),
-                  'annotator_daily = the original definition, medians of sealed days included');
+                  'metrics.refresh_all: annotator_daily = the original definition, medians of sealed days included');
 SELECT results_eq(format($$SELECT dimension, subject_id, reviews, approved, changes_requested,
                                   median_turnaround_seconds FROM metrics.review_outcome
                             WHERE project_id = %s ORDER BY 1, 2$$, :project),
                   format($$SELECT dimension, subject_id, reviews, approved, changes_requested,
                                   median_turnaround_seconds FROM ref_review_outcome
                             WHERE project_id = %s ORDER BY 1, 2$$, :project),
-                  'review_outcome = the original definition (whole-second turnarounds: the median is exact)');
+                  'metrics.refresh_all: review_outcome = the original definition '
+                  '(whole-second turnarounds: the median is exact)');
 SELECT results_eq(format('SELECT * FROM metrics.throughput WHERE project_id = %s ORDER BY 2, 3', :project),
                   format('SELECT * FROM ref_throughput WHERE project_id = %s ORDER BY 2, 3', :project),
-                  'throughput = the original definition');
+                  'metrics.refresh_all: throughput = the original definition');
 
 -- a second refresh seals nothing more and changes nothing
-SELECT is((metrics.refresh_all('test') -> 'sealing' ->> 'sealed')::boolean, false, 'a day is sealed once');
+SELECT is((metrics.refresh_all('test') -> 'sealing' ->> 'sealed')::boolean, false,
+          'metrics.refresh_all: a day is sealed once');
 SELECT results_eq(format('SELECT * FROM metrics.throughput WHERE project_id = %s ORDER BY 2, 3', :project),
                   format('SELECT * FROM ref_throughput WHERE project_id = %s ORDER BY 2, 3', :project),
-                  'and the views stay equal to the reference');
+                  'metrics.refresh_all: and the views stay equal to the reference');
 
 -- new events of today are counted at the next refresh, without sealing
 SELECT tests.act_as(:a3, 'annotator');
@@ -126,7 +129,7 @@ SELECT tests.as_superuser();
 SELECT metrics.refresh_all('test');
 SELECT results_eq(format('SELECT * FROM metrics.annotator_daily WHERE project_id = %s ORDER BY 2, 3', :project),
                   format('SELECT * FROM ref_annotator_daily WHERE project_id = %s ORDER BY 2, 3', :project),
-                  'a submit of today is in annotator_daily at the next refresh');
+                  'metrics.refresh_all: a submit of today is in annotator_daily at the next refresh');
 
 -- an event backdated into a sealed day after it was sealed is not seen until metrics.reseal()
 SET LOCAL session_replication_role = replica;
@@ -135,17 +138,19 @@ SELECT item_id, image_id, 'duplicate', :a3, now() - interval '4 days' FROM ev WH
 SET LOCAL session_replication_role = origin;
 SELECT metrics.refresh_all('test');
 SELECT is((SELECT sum(rejected) FROM metrics.throughput WHERE project_id = :project AND granularity = 'day'),
-          3::numeric, 'a late event in a sealed day is not counted');
+          3::numeric, 'metrics.refresh_all: a late event in a sealed day is not counted');
 SELECT metrics.reseal();
-SELECT is((metrics.refresh_all('test') -> 'sealing' ->> 'sealed')::boolean, true, 'reseal recomputes the days');
+SELECT is((metrics.refresh_all('test') -> 'sealing' ->> 'sealed')::boolean, true,
+          'metrics.reseal: recomputes the days at the next refresh');
 SELECT results_eq(format('SELECT * FROM metrics.throughput WHERE project_id = %s ORDER BY 2, 3', :project),
                   format('SELECT * FROM ref_throughput WHERE project_id = %s ORDER BY 2, 3', :project),
-                  'after reseal the late event is counted');
+                  'metrics.reseal: after it the late event is counted');
 
 -- the bucket of turnarounds: seconds under an hour, minutes under a day, hours beyond
 SELECT is(ARRAY[core.turnaround_bucket(59.4), core.turnaround_bucket(3599.6), core.turnaround_bucket(5000),
                 core.turnaround_bucket(90000), core.turnaround_bucket(100000)]::bigint[],
-          ARRAY[59, 3600, 4980, 90000, 100800]::bigint[], 'turnaround buckets');
+          ARRAY[59, 3600, 4980, 90000, 100800]::bigint[],
+          'core.turnaround_bucket: seconds under an hour, minutes under a day, hours beyond');
 
 SELECT * FROM finish();
 ROLLBACK;

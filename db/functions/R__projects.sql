@@ -260,3 +260,26 @@ GRANT EXECUTE ON FUNCTION api.create_project(text, text, integer, integer, bigin
     TO dl_admin;
 GRANT EXECUTE ON FUNCTION api.register_image(bigint, text, text, integer, integer, text, text, text, jsonb, text)
     TO dl_admin;
+
+CREATE OR REPLACE FUNCTION api.set_skip_minutes(project_id bigint, minutes integer)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    before integer;
+BEGIN
+    PERFORM core.require_role('admin');
+    PERFORM core.in_organization(core.require_project_role('admin', project_id));
+    IF minutes IS NULL OR minutes NOT BETWEEN 0 AND 10080 THEN
+        PERFORM core.invalid('minutes', 'must be between 0 and 10080 (a week)');
+    END IF;
+    SELECT p.skip_minutes INTO before FROM core.project p WHERE p.id = set_skip_minutes.project_id FOR UPDATE;
+    UPDATE core.project p SET skip_minutes = minutes WHERE p.id = set_skip_minutes.project_id;
+    PERFORM core.audit('set_skip_minutes', 'project', project_id, jsonb_build_object('skip_minutes', before),
+                       jsonb_build_object('skip_minutes', minutes));
+    RETURN jsonb_build_object('project_id', project_id, 'skip_minutes', minutes);
+END
+$$;
+COMMENT ON FUNCTION api.set_skip_minutes(bigint, integer) IS
+    'Project admin: how long an item an annotator skipped stays deferred for them (0 to 10080 minutes; 0: not at '
+    'all). While deferred, next_item gives them anything else first; others may take it at once.';
+GRANT EXECUTE ON FUNCTION api.set_skip_minutes(bigint, integer) TO dl_admin;

@@ -157,6 +157,7 @@ DECLARE
     r core.work_rule;
     k text;
     before jsonb;
+    moved bigint;
 BEGIN
     PERFORM core.require_role('admin');
     SELECT * INTO r FROM core.work_rule x WHERE x.id = rule_id FOR UPDATE;
@@ -187,6 +188,18 @@ BEGIN
            pool_user_ids = r.pool_user_ids, active = r.active, gold_rate = r.gold_rate,
            active_learning = r.active_learning
      WHERE x.id = rule_id;
+    IF (before ->> 'priority')::integer IS DISTINCT FROM r.priority THEN
+        -- the rule's open items follow its priority in one statement; an item whose priority was set apart (a red
+        -- flag, api.set_item_priority) keeps it. One audit event for the rule, not one per item.
+        PERFORM core.begin_action('reprioritise_rule');
+        UPDATE core.work_item w SET priority = r.priority
+         WHERE w.rule_id = r.id AND w.status IN ('new', 'in_progress', 'edits_requested')
+           AND w.priority = (before ->> 'priority')::integer;
+        GET DIAGNOSTICS moved = ROW_COUNT;
+        PERFORM core.audit('reprioritise_rule', 'work_rule', rule_id,
+                           jsonb_build_object('priority', (before ->> 'priority')::integer),
+                           jsonb_build_object('priority', r.priority, 'items', moved));
+    END IF;
     IF (before ->> 'active_learning') IS DISTINCT FROM r.active_learning THEN
         -- re-key the rule's waiting items from what the AI already said
         PERFORM core.ai_rekey(ARRAY(SELECT w.id FROM core.work_item w WHERE w.rule_id = r.id AND w.status = 'new'));
@@ -196,7 +209,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION api.update_work_rule(bigint, jsonb) IS
-    'Admin: changes the given fields of a rule (a JSON object; null clears an optional field). Lowering max_items '
+    'Admin: changes the given fields of a rule (a JSON object; null clears an optional field). A new priority moves '
+    'the rule''s open items with it at once (those whose priority was set apart keep theirs). Lowering max_items '
     'never deletes items; deactivating stops handing out its items. gold_rate (0 to 0.5) mixes gold checks into '
     'its annotators'' queues at that rate. active_learning (least_confidence or entropy; null: off) puts the new '
     'items the AI was least sure about first among equal priorities.';

@@ -29,6 +29,9 @@ $$;
 CREATE OR REPLACE FUNCTION core.audit_item_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
 BEGIN
+    IF current_setting('dl.action', true) = 'reprioritise_rule' THEN
+        RETURN NULL;  -- a rule's new priority reaching its items: one event for the rule (api.update_work_rule)
+    END IF;
     PERFORM core.audit(coalesce(nullif(current_setting('dl.action', true), ''), 'update'), 'work_item', NEW.id,
         jsonb_build_object('status', OLD.status, 'annotator_id', OLD.annotator_id, 'assignee_id', OLD.assignee_id,
                            'review_stage', OLD.review_stage, 'priority', OLD.priority),

@@ -97,11 +97,14 @@ DECLARE
     upcoming bigint;  -- the image of the item likely to come next (for prefetching), on the new-item path
     cand record;
     attempts integer := 0;
+    skipped_after timestamptz;  -- items I skipped since then are passed over while anything else is left
 BEGIN
     IF u.on_vacation THEN
         RETURN jsonb_build_object('item', NULL, 'reason', 'on_vacation');
     END IF;
-    SELECT p.lock_minutes INTO minutes FROM core.project p WHERE p.id = next_item.project_id;
+    SELECT p.lock_minutes, CASE WHEN p.skip_minutes > 0 THEN now() - make_interval(mins => p.skip_minutes) END
+      INTO minutes, skipped_after
+      FROM core.project p WHERE p.id = next_item.project_id;
     PERFORM core.begin_action('next_item');
 
     SELECT w.id INTO picked FROM core.work_item w
@@ -142,6 +145,9 @@ BEGIN
                    AND NOT EXISTS (SELECT 1 FROM core.work_item o WHERE o.image_id = w.image_id
                                                                    AND o.annotator_id = me AND o.status <> 'cancelled'
                                     OFFSET 0)
+                   AND (skipped_after IS NULL
+                        OR NOT EXISTS (SELECT 1 FROM core.item_skip s WHERE s.item_id = w.id AND s.user_id = me
+                                                                      AND s.skipped_at > skipped_after OFFSET 0))
                  ORDER BY w.priority DESC, w.ai_uncertainty DESC NULLS LAST, w.created_at, w.id
                  LIMIT 2 FOR UPDATE OF w SKIP LOCKED
             LOOP
@@ -151,6 +157,10 @@ BEGIN
                     upcoming := cand.image_id;
                 END IF;
             END LOOP;
+        END IF;
+        IF picked IS NULL AND skipped_after IS NOT NULL THEN
+            skipped_after := NULL;  -- nothing else is left: what I skipped comes back
+            CONTINUE hunt;
         END IF;
         EXIT hunt WHEN picked IS NULL;
         BEGIN
@@ -286,11 +296,16 @@ BEGIN
                                 lock_expires_at = NULL
      WHERE w.id = it.id;
     DELETE FROM core.annotation_draft d WHERE d.item_id = it.id;
+    -- deferred for me (next_item passes over it while anything else is left, for the project's skip_minutes)
+    INSERT INTO core.item_skip AS s (item_id, user_id) VALUES (it.id, me)
+    ON CONFLICT ON CONSTRAINT item_skip_pkey DO UPDATE SET skipped_at = now();
     RETURN jsonb_build_object('id', it.id, 'status', 'new');
 END
 $$;
 COMMENT ON FUNCTION api.release_item(bigint) IS
-    'Annotator: gives back the item you hold (skip) so that someone else can take it; your draft is discarded.';
+    'Annotator: gives back the item you hold (skip) so that someone else can take it; your draft is discarded. '
+    'It is deferred for you: next_item passes over it while anything else is left, for the project''s '
+    'skip_minutes (60 by default; api.set_skip_minutes).';
 
 CREATE OR REPLACE FUNCTION api.item_detail(item_id bigint)
 RETURNS jsonb

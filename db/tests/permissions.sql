@@ -56,7 +56,7 @@ SELECT set_eq($$
         ('taxonomy_tree', '{annotator,reviewer,admin}'),
         ('region_labels', '{annotator,reviewer,admin}'), ('set_region_labels', '{admin}'),
         ('region_measurements', '{annotator,reviewer,admin}'), ('agreement_interval', '{admin,analyst}'),
-        ('set_quality_strata', '{admin}'),
+        ('set_quality_strata', '{admin}'), ('set_skip_minutes', '{admin}'),
         ('create_work_rule', '{admin}'), ('update_work_rule', '{admin}'), ('generate_work_items', '{admin}'),
         ('preview_work_rule', '{admin}'),
         ('next_item', '{annotator}'), ('heartbeat', '{annotator}'), ('save_draft', '{annotator}'),

@@ -246,8 +246,9 @@ def test_repeatable_reapplied_alone_must_not_drop_what_another_owns(project: Pro
 
 
 def test_a_repeatable_split_into_others_deploys_and_validates(project: Project, scratch_db: str):
-    """A repeatable removed from the files (ours keep a comment-only file, for Flyway): the removed file's history row stays (Missing), its
-    functions are re-created by the new files, nothing else is applied again, and validate is satisfied."""
+    """A repeatable removed from the files (ours stay behind as a comment, for Flyway; our applier copes either
+    way): its history row stays (Missing), its functions come from the new files, nothing else is applied again,
+    and validate is satisfied."""
     project.add("V1__schema.sql", "CREATE SCHEMA core;")
     whole = project.add("R__whole.sql", """
         CREATE OR REPLACE FUNCTION core.one() RETURNS int LANGUAGE sql AS 'SELECT 1';

@@ -356,6 +356,7 @@ def test_the_ai_mask_is_only_saved_when_accepted(app_server, seg):
     with signed_in_page(app_server.url, seg["emails"]["ai"], PASSWORD) as page:  # another tab: offered again
         open_item(page, seg)
         expect(page.locator("#candidate-actions")).to_be_visible()
+        page.wait_for_timeout(900)  # an Enter within 0.8 s of the suggestion appearing is not taken as accepting it
         page.keyboard.press("Enter")  # accepted: the lesion mask, which the brush then edits
         expect(page.locator("#regions li")).to_have_count(2)
         assert page.evaluate(MASK_AREA) == int(suggestion.sum())

@@ -220,7 +220,11 @@ BEGIN
     END IF;
     SELECT * INTO img FROM core.image i WHERE i.id = w.image_id;
     SELECT p.region_labels INTO labels FROM core.project p WHERE p.id = w.project_id;
+    IF given IS NOT NULL AND length(given::text) > 1000000 THEN
+        PERFORM core.invalid('regions', 'is larger than 1 MB');  -- the bound of a draft's whole content
+    END IF;
     IF given IS NULL OR given = 'null'::jsonb THEN
+        labels := NULL;  -- stored content was checked when written; labels renamed since do not stop measuring it
         given := coalesce((SELECT d.content FROM core.annotation_draft d
                             WHERE d.item_id = w.id AND d.author_id = auth.uid()),
                           (SELECT r.content FROM core.annotation_revision r WHERE r.item_id = w.id
@@ -275,6 +279,9 @@ BEGIN
         END IF;
         cleaned := cleaned || btrim(labels[i]);
     END LOOP;
+    IF NOT 'lesion' = ANY (cleaned) THEN  -- the lesion mask is what is measured, exported (ISIC) and compared
+        PERFORM core.invalid('labels', 'must keep lesion');
+    END IF;
     SELECT p.region_labels INTO before FROM core.project p WHERE p.id = set_region_labels.project_id FOR UPDATE;
     UPDATE core.project p SET region_labels = cleaned WHERE p.id = set_region_labels.project_id;
     PERFORM core.audit('set_region_labels', 'project', project_id, jsonb_build_object('labels', before),
@@ -284,7 +291,8 @@ END
 $$;
 COMMENT ON FUNCTION api.set_region_labels(bigint, text[]) IS
     'Project admin: replaces the labels regions may carry (1-100, each 1-200 characters, no repeats ignoring case; '
-    'trimmed). Revisions already written keep their labels; new saves must use one of these.';
+    'trimmed; lesion always among them). Revisions already written keep their labels; new saves must use one of '
+    'these.';
 
 GRANT EXECUTE ON FUNCTION core.rle_counts(text), core.check_rle(jsonb, integer, integer, text),
                           core.mask_measure(bigint[], integer, integer), core.measure_region(jsonb, integer, numeric),

@@ -125,7 +125,7 @@ BEGIN
         IF label IS NULL AND r ->> 'type' = 'mask' THEN
             PERFORM core.invalid(field || '.label', 'is required for a mask (one of the project''s region labels)');
         END IF;
-        IF label IS NOT NULL AND NOT label = ANY (p_labels) THEN
+        IF label IS NOT NULL AND p_labels IS NOT NULL AND NOT label = ANY (p_labels) THEN
             PERFORM core.invalid(field || '.label', 'must be one of the project''s region labels: '
                                                     || array_to_string(p_labels, ', '));
         END IF;
@@ -169,12 +169,24 @@ BEGIN
         ELSE
             PERFORM core.invalid(field || '.type', 'must be bbox, polygon, point, line or mask');
         END CASE;
+        -- nothing but the shape's own fields: a stored region carries no figure a client made up (a length_mm)
+        SELECT k INTO label FROM jsonb_object_keys(r) k
+         WHERE NOT k = ANY (CASE r ->> 'type' WHEN 'bbox' THEN ARRAY['type', 'label', 'x', 'y', 'w', 'h']
+                                              WHEN 'point' THEN ARRAY['type', 'label', 'x', 'y']
+                                              WHEN 'polygon' THEN ARRAY['type', 'label', 'points', 'drawn']
+                                              WHEN 'line' THEN ARRAY['type', 'label', 'points']
+                                              ELSE ARRAY['type', 'label', 'rle'] END)
+         ORDER BY k LIMIT 1;
+        IF FOUND THEN
+            PERFORM core.invalid(field || '.' || label, format('is not a field of a %s region', r ->> 'type'));
+        END IF;
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION core.validate_regions(jsonb, integer, integer, text[]) IS
     'Raises 22023 naming the field unless every region is a bbox, polygon, point, line or mask (COCO RLE) inside '
-    'the width x height image, labelled (masks must be) with one of the given labels.';
+    'the width x height image with only its own fields, labelled (masks must be) with one of the given labels '
+    '(any label when p_labels is NULL: content stored earlier, measured again).';
 
 CREATE OR REPLACE FUNCTION core.validate_content(p_item core.work_item, p_content jsonb, p_complete boolean)
 RETURNS bigint

@@ -2,7 +2,7 @@
 -- decoding, sum, non-empty, length), lines and drawn polygons, and what api.region_measurements measures.
 -- The RLE strings are pycocotools.mask.encode of masks drawn on the fixture's 1000x800 images (regions.py notes).
 BEGIN;
-SELECT plan(32);
+SELECT plan(37);
 
 SELECT * FROM tests.fixture(n_images => 2) \gset
 CREATE TEMP TABLE rle (name text PRIMARY KEY, counts text);
@@ -132,6 +132,22 @@ SELECT is(pg_temp.measure(:item, jsonb_build_array(pg_temp.mask('rect'), '{"type
 SELECT is(jsonb_array_length(api.region_measurements(:item)), 2, 'api.region_measurements: without regions, your draft''s');
 SELECT throws_ok(format('SELECT api.region_measurements(%s, %L)', :item, '[{"type": "mask", "label": "lesion"}]'),
                  '22023', NULL, 'api.region_measurements: regions are checked first');
+SELECT throws_ok(format('SELECT api.save_draft(%s, %L)', :item, pg_temp.draft_with(
+                     '[{"type": "line", "points": [[0, 0], [30, 40]], "length_mm": 99}]')),
+                 '22023', 'regions[0].length_mm: is not a field of a line region',
+                 'api.save_draft: a region carries only its own fields (no figure made up by the client)');
+SELECT throws_ok(format('SELECT api.region_measurements(%s, %L)', :item,
+                        (SELECT jsonb_agg(pg_temp.mask('disc')) FROM generate_series(1, 2500))),
+                 '22023', 'regions: is larger than 1 MB', 'api.region_measurements: bounded like a draft');
+SELECT tests.act_as(:admin, 'admin');
+SELECT throws_ok(format('SELECT api.set_region_labels(%s, ARRAY[''streaks''])', :project), '22023',
+                 'labels: must keep lesion', 'api.set_region_labels: lesion stays (measured, exported, compared)');
+SELECT api.set_region_labels(:project, ARRAY['lesion']);
+SELECT tests.act_as(:a1, 'annotator');
+SELECT is(jsonb_array_length(api.region_measurements(:item)), 2,
+          'api.region_measurements: stored content is measured even after its labels were renamed');
+SELECT throws_ok(format('SELECT api.region_measurements(%s, %L)', :item, jsonb_build_array(pg_temp.mask('rect', 'scar'))),
+                 '22023', NULL, 'api.region_measurements: given regions still need current labels');
 SELECT tests.act_as(:outsider, 'annotator');
 SELECT throws_ok(format('SELECT api.region_measurements(%s)', :item), 'P0002', NULL,
                  'api.region_measurements: an item you cannot see is answered like a missing one');

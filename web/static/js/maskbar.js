@@ -18,6 +18,7 @@ export function setupMaskBar(viewer, { project, readOnly, maskTool = null, segme
 
   const say = (text = "", alert = false) => {
     message.textContent = text;
+    message.title = text;  // the bar is one line: the full text on hover
     message.classList.toggle("error", alert);
   };
 
@@ -72,10 +73,15 @@ export function setupMaskBar(viewer, { project, readOnly, maskTool = null, segme
 
   viewer.onCandidate = (c) => { if (actions) actions.hidden = !c; };
 
-  // Enter: the suggested mask becomes a mask region (added to the label's mask if there is one).
-  function accept() {
+  // Enter: the suggested mask becomes a mask region (added to the label's mask if there is one). The AI's suggestion
+  // comes up by itself when an item opens, so an Enter pressed within a moment of that (a habitual Enter to start)
+  // does not accept it unseen; the button always does.
+  let aiShownAt = 0;
+  const SEEN_MS = 800;
+  function accept(byKey = false) {
     const c = viewer.candidate;
     if (!c || !maskTool) return false;
+    if (byKey && c.source === "ai" && performance.now() - aiShownAt < SEEN_MS) return false;
     const label = c.source === "ai" && labels.includes("lesion") ? "lesion" : viewer.maskLabel;
     viewer.setCandidate(null);
     segment?.reset();
@@ -112,6 +118,7 @@ export function setupMaskBar(viewer, { project, readOnly, maskTool = null, segme
     try { mask = Mask.fromRle(rle); } catch { return; }
     if (mask.width !== viewer.img.naturalWidth || mask.height !== viewer.img.naturalHeight || !mask.area) return;
     viewer.setCandidate(mask, "ai");
+    aiShownAt = performance.now();
     say("The AI outlined the lesion: Enter accepts it as the lesion mask (then edit it), Esc ignores it.");
   }
 

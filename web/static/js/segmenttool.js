@@ -5,6 +5,9 @@ import { post } from "./api.js";
 import { Mask } from "./mask.js";
 
 const DRAG_PX = 5;  // a press that moves further than this is a box, not a click
+// Below this score the service found nothing it believes in (the reference answers 0 for a speck on plain skin):
+// offering it as a suggestion would let Enter merge noise into the lesion and inflate its diameter.
+const MIN_SCORE = 0.05;
 
 export class SegmentTool {
   constructor(viewer, { itemId, onMessage = () => {} }) {
@@ -47,6 +50,11 @@ export class SegmentTool {
       if (s.box[2] < 2 || s.box[3] < 2) { this.showPrompts(); return; }
       this.box = s.box;
     } else {
+      const [px, py] = s.p;
+      if (px < 0 || py < 0 || px > this.v.img.naturalWidth || py > this.v.img.naturalHeight) {
+        this.onMessage("That click is outside the image: click on the lesion.");
+        return;
+      }
       const [x, y] = this.v.clamp(s.p);
       this.points.push([x, y, s.negative ? 0 : 1]);
     }
@@ -92,7 +100,7 @@ export class SegmentTool {
       this.onMessage("Click-to-segment answered a mask of another size than the image.", true);
       return;
     }
-    if (!mask.area) {
+    if (!mask.area || (typeof out.score === "number" && out.score < MIN_SCORE)) {
       this.onMessage("No lesion found there: click inside it, or draw a box around it.");
       this.v.setCandidate(null);
       return;

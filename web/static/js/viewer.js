@@ -22,6 +22,15 @@ export function maskRegion(label, mask) {
   return r;
 }
 
+// The fields the database takes for each kind of region (it refuses any other): whatever else a region picked up
+// on the way (an older client's extras) is left behind.
+const FIELDS = { bbox: ["x", "y", "w", "h"], point: ["x", "y"], polygon: ["points", "drawn"], line: ["points"] };
+function ownFields(r) {
+  const out = { type: r.type };
+  for (const k of ["label", ...(FIELDS[r.type] || [])]) if (r[k] !== undefined) out[k] = r[k];
+  return out;
+}
+
 export class Viewer {
   constructor(canvas, { onChange = () => {}, onStatus = () => {}, readOnly = false } = {}) {
     this.canvas = canvas;
@@ -184,7 +193,7 @@ export class Viewer {
   // What the API stores: masks encoded (cached until their pixels change); a mask with no pixel left is dropped.
   serialise(list = this.savedRegions || this._regions) {
     return list.filter((r) => r.type !== "mask" || r.mask.area > 0)
-      .map((r) => (r.type === "mask" ? { type: "mask", label: r.label, rle: r.mask.toRle() } : r));
+      .map((r) => (r.type === "mask" ? { type: "mask", label: r.label, rle: r.mask.toRle() } : ownFields(r)));
   }
 
   // A new region list as one undoable step.

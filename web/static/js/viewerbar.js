@@ -112,7 +112,7 @@ export function setupViewer({ onChange, readOnly = false, project } = {}) {
       for (const [key, tool] of Object.entries(TOOL_KEYS)) map[key] = () => setTool(tool);
       Object.assign(map, { Delete: () => viewer.deleteSelected(), Backspace: () => viewer.deleteSelected(),
                            F: () => maskUi.fillHoles(),
-                           Enter: () => maskUi.accept() || viewer.closeDraft(),
+                           Enter: () => maskUi.accept(true) || viewer.closeDraft(),
                            Escape: () => maskUi.discard() || viewer.cancelDraft() });
       // on a focused button or link, Enter and Esc keep their own meaning
       if (e.target.closest?.("button, a, summary")) { delete map.Enter; delete map.Escape; }

@@ -32,6 +32,7 @@ const measurements = new Measurements($("measurements"), {
     input.value = String(mm);
     input.dispatchEvent(new Event("input", { bubbles: true }));  // as if typed: saved with the next autosave
   },
+  currentDiameter: () => $("d-diameter_mm")?.value ?? null,
 });
 
 // -- the item -----------------------------------------------------------------------------------------------------
@@ -112,7 +113,7 @@ async function fill(content) {
     $("regions-error").hidden = false;
   }
   renderRegions();
-  measurements.clear();
+  measurements.reset();
   measurements.run();
   $("form-error").hidden = true;
 }
@@ -254,7 +255,7 @@ async function skip() {
 
 function done(what) {
   clearTimers();
-  measurements.clear();
+  measurements.reset();
   item = null;
   lockExpires = null;
   dirty = false;

@@ -41,17 +41,28 @@ BEGIN
                                  ELSE jsonb_array_length(f -> 'image_ids') NOT BETWEEN 1 AND 10000
                                       OR EXISTS (SELECT 1 FROM jsonb_array_elements(f -> 'image_ids') x
                                                   WHERE CASE WHEN jsonb_typeof(x) <> 'number' THEN true
-                                                             ELSE x::numeric <> trunc(x::numeric) END) END) THEN
+                                                             ELSE x::numeric <> trunc(x::numeric) OR x::numeric < 1
+                                                                  OR x::numeric > 9223372036854775807 END) END) THEN
         PERFORM core.invalid('filters.image_ids', 'must be a list of 1 to 10000 image ids');
     END IF;
     IF f ? 'gold' AND (f ->> 'gold') NOT IN ('exclude', 'include', 'only') THEN
         PERFORM core.invalid('filters.gold', 'must be exclude, include or only');
     END IF;
-    BEGIN
-        PERFORM (f ->> 'from')::timestamptz, (f ->> 'to')::timestamptz;
-    EXCEPTION WHEN OTHERS THEN
-        PERFORM core.invalid('filters.from', 'from and to must be dates or timestamps');
-    END;
+    -- an ISO date or timestamp, each bound on its own: what the manifest records must mean the same later
+    -- ('yesterday', 'infinity' and the like would not)
+    FOREACH k IN ARRAY ARRAY['from', 'to'] LOOP
+        IF f ? k THEN
+            IF jsonb_typeof(f -> k) <> 'string'
+               OR (f ->> k) !~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$' THEN
+                PERFORM core.invalid('filters.' || k, 'must be an ISO date or timestamp (2026-01-31, 2026-01-31T08:00Z)');
+            END IF;
+            BEGIN
+                PERFORM (f ->> k)::timestamptz;
+            EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+                PERFORM core.invalid('filters.' || k, 'is not a real date or time');
+            END;
+        END IF;
+    END LOOP;
     RETURN jsonb_strip_nulls(jsonb_build_object(
         'classes', f -> 'classes', 'class_ids', to_jsonb(class_ids), 'rule_ids', f -> 'rule_ids',
         'image_ids', f -> 'image_ids',

@@ -1,6 +1,6 @@
 -- The export: which approved items, each record field by field, filters, keyset pages, the manifest and its audit.
 BEGIN;
-SELECT plan(24);
+SELECT plan(29);
 
 SELECT * FROM tests.fixture(n_images => 3) \gset
 SELECT id AS img2 FROM core.image WHERE project_id = :project ORDER BY id OFFSET 1 LIMIT 1 \gset
@@ -54,6 +54,17 @@ SELECT throws_ok(format($$SELECT api.export_page(%s, '{"image_ids": [1.5]}')$$, 
                  'filters.image_ids: must be a list of 1 to 10000 image ids', 'image ids are whole numbers');
 SELECT throws_ok(format($$SELECT api.export_page(%s, '{"image_ids": "7"}')$$, :project), '22023',
                  'filters.image_ids: must be a list of 1 to 10000 image ids', 'image ids come as a list');
+SELECT throws_ok(format($$SELECT api.export_page(%s, '{"image_ids": [99999999999999999999999]}')$$, :project), '22023',
+                 'filters.image_ids: must be a list of 1 to 10000 image ids', 'image ids fit an id');
+SELECT throws_ok(format($$SELECT api.export_page(%s, '{"to": "2020-13-45"}')$$, :project), '22023',
+                 'filters.to: is not a real date or time', 'a bad upper bound is named as the upper bound');
+SELECT throws_ok(format($$SELECT api.export_page(%s, '{"from": "yesterday"}')$$, :project), '22023',
+                 'filters.from: must be an ISO date or timestamp (2026-01-31, 2026-01-31T08:00Z)',
+                 'a relative date is refused: the manifest would not mean the same later');
+SELECT is(jsonb_array_length(api.export_page(:project, '{"from": "2000-01-01", "to": "2999-12-31T23:59:59+01:00"}')), 2,
+          'ISO dates and timestamps bound the approval time');
+SELECT throws_ok(format($$SELECT api.export_page(%s, '{"from": "infinity"}')$$, :project), '22023', NULL,
+                 'infinity is no date');
 
 -- the manifest: counts, taxonomy version, audited; annotators may not export
 SELECT results_eq(format($$SELECT (m ->> 'items')::int, m -> 'classes', m ->> 'taxonomy_version' ~ '^tx-[0-9a-f]{16}$'

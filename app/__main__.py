@@ -6,9 +6,10 @@ import argparse
 import logging
 import sys
 
-from . import cluster, config
+from . import config
 from .migrate.apply import Migrator
 from .migrate.resolve import MigrationError, load_config
+from .ops import cluster
 
 
 def _migrator(s: config.Settings) -> Migrator:
@@ -54,7 +55,7 @@ def cmd_cluster(s: config.Settings, action: str) -> int:
 
 def cmd_seed(s: config.Settings) -> int:
     from .seed import seed
-    from .storage import from_env
+    from .images.storage import from_env
 
     seed(s.database_url, from_env(s.data_dir))
     return 0
@@ -65,8 +66,8 @@ def cmd_serve(s: config.Settings) -> int:
 
     import uvicorn
 
-    from .logs import configure
-    from .main import create_app
+    from .server.logs import configure
+    from .server.main import create_app
 
     configure(os.environ.get("DL_LOG_FORMAT", "json"))
     uvicorn.run(create_app(s), host=s.http_host, port=s.http_port, log_config=None, access_log=False,
@@ -80,9 +81,9 @@ def cmd_worker(s: config.Settings) -> int:
 
     from .ai import config as ai_config
     from .ai.worker import serve
-    from .db import app_conninfo
-    from .logs import configure
-    from .storage import from_env
+    from .server.db import app_conninfo
+    from .server.logs import configure
+    from .images.storage import from_env
 
     configure(os.environ.get("DL_LOG_FORMAT", "json"))
     serve(app_conninfo(s.database_url, s.app_db_user, s.app_db_password), from_env(s.data_dir), ai_config.load())
@@ -96,7 +97,7 @@ def cmd_ai_reference(s: config.Settings) -> int:
     import uvicorn
 
     from .ai_reference.service import create_reference_app
-    from .logs import configure
+    from .server.logs import configure
 
     configure(os.environ.get("DL_LOG_FORMAT", "json"))
     uvicorn.run(create_reference_app(), host=os.environ.get("DL_AI_HOST", "127.0.0.1"),
@@ -148,9 +149,9 @@ def cmd_export(s: config.Settings, args) -> int:
     import json
     from pathlib import Path
 
-    from .export import WRITERS, export_to_file, filters_from
+    from .datasets.export import WRITERS, export_to_file, filters_from
 
-    from .storage import from_env as storage_from_env
+    from .images.storage import from_env as storage_from_env
 
     if args.format not in WRITERS:
         print("error: --format is jsonl, csv, coco, isic or dicom_seg", file=sys.stderr)
@@ -173,7 +174,7 @@ def cmd_import_labels(s: config.Settings, args) -> int:
 
     import psycopg
 
-    from .label_import import import_file
+    from .datasets.label_import import import_file
 
     try:
         out = import_file(s.database_url, args.project, Path(args.file), args.as_user, args.source)

@@ -13,8 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from dicom_files import bundled, vl_photograph  # noqa: E402
 
-from app.dicom_deid import Key  # noqa: E402
-from app.dicom_intake import clean_dicom, frame_payload  # noqa: E402
+from app.dicom.deid import Key  # noqa: E402
+from app.dicom.intake import clean_dicom, frame_payload  # noqa: E402
 
 KEY = Key("bench-secret-0123456789abcdef0123456789", -400)
 RUNS = 30

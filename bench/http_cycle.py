@@ -101,7 +101,7 @@ COMMIT;
 
 def _pg_bin() -> Path:
     sys.path.insert(0, str(ROOT))
-    from app.cluster import pg_bin
+    from app.ops.cluster import pg_bin
 
     return pg_bin()
 

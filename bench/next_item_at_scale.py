@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _people import join, organization, sessions  # noqa: E402
 
-from app.db import BEGIN_REQUEST  # noqa: E402  (the app's per-request statement)
+from app.server.db import BEGIN_REQUEST  # noqa: E402  (the app's per-request statement)
 
 ITEMS = int(os.environ.get("DL_BENCH_ITEMS", "1000000"))
 HOLDERS = 200

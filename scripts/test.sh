@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 
-major=$("$PY" -c 'from app.cluster import pg_bin; print(pg_bin().parent.name)') || exit 2
+major=$("$PY" -c 'from app.ops.cluster import pg_bin; print(pg_bin().parent.name)') || exit 2
 sharedir=/usr/share/postgresql/$major/extension
 # What the tests need from Debian: pgTAP + pg_prove, chromium for the browser tests (Playwright drives it), and
 # Orthanc with its DICOMweb plugin for the PACS round trip.

@@ -16,7 +16,8 @@ trap 'exit 130' INT TERM
 "$PY" -m app cluster start || exit 2
 export DATABASE_URL="postgresql:///dermlabel?host=$tmp/run&port=$port&user=postgres"
 "$PY" - <<'PY' || exit 2
-from app import cluster, config
+from app import config
+from app.ops import cluster
 s = config.load()
 cluster.ensure_database(lambda db: config.embedded_url(s.socket_dir, s.pg_port, db), "dermlabel")
 PY

@@ -16,7 +16,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from app import cluster, config
+from app import config
+from app.ops import cluster
 from conftest import free_port
 
 INTRUDER = "dl_intruder"

@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from app.dicom_deid import ACTIONS, Key, deidentify, new_uid, pseudonym
+from app.dicom.deid import ACTIONS, Key, deidentify, new_uid, pseudonym
 
 KEY = Key("a-test-secret-of-the-project-0123456789", -400)
 SENTINEL = "SECRET"

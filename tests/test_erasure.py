@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 
 from ai_services import start_worker, stop
-from app.cluster import pg_bin
+from app.ops.cluster import pg_bin
 from sqlcall import call, make_project
 from test_http_images import jpeg_with_gps, upload
 from test_http_rpc import token

@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 
-from app import dicom_seg
+from app.dicom import seg as dicom_seg
 from conftest import run_cli
 from dicom_files import PATIENT, bundled, vl_photograph
 from sqlcall import call, make_team
@@ -368,7 +368,7 @@ def test_command_line_isic_and_dicom_seg(ds, tmp_path, database_url):
 
 def test_an_enhanced_multiframe_source_is_referenced_at_frame_one():
     """No such file comes with pydicom: CT_small made into a two-frame Enhanced CT, geometry in functional groups.
-    The SEG sits on frame 1's plane and references frame 1 (app/dicom_seg.py, no app needed)."""
+    The SEG sits on frame 1's plane and references frame 1 (app/dicom/seg.py, no app needed)."""
     ct = pydicom.dcmread(io.BytesIO(bundled("CT_small.dcm")))
     ds = pydicom.dcmread(io.BytesIO(bundled("CT_small.dcm")))
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"

@@ -8,7 +8,7 @@ import httpx
 import psycopg
 import pytest
 
-from app.errors import status_for
+from app.server.errors import status_for
 from sqlcall import join, make_project, make_user
 
 PASSWORD = "correct horse battery"

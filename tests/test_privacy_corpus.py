@@ -22,7 +22,7 @@ from PIL import Image, ImageCms
 from pycocotools import mask as mask_util
 
 from ai_services import start_reference, start_worker, stop
-from app import metadata_scan
+from app.images import metadata_scan
 from conftest import JWT_SECRET, run_cli, start_app, stop_app, url_for
 from privacy_files import Sample, corpus, forms, jpeg_comment, mark, picture, tiff_overlapping, tiff_two_pages
 from sqlcall import call, join, make_project, make_user

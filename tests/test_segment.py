@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 from pycocotools import mask as coco_mask
 
 from ai_services import Loopback, start_reference, start_worker, stop
-from app import metadata_scan
+from app.images import metadata_scan
 from conftest import JWT_SECRET, run_cli, start_app, stop_app, url_for
 from sqlcall import call, join, make_user, new_project
 from test_ai_worker import add_image, jobs, wait_for

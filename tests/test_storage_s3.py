@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from PIL import Image
 
-from app.storage import S3Storage, StorageError
+from app.images.storage import S3Storage, StorageError
 from conftest import JWT_SECRET, free_port, start_app, stop_app
 from sqlcall import make_project
 from test_http_rpc import token

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import httpx
 from PIL import Image
 
-from .. import imaging
+from ..images import imaging
 from .config import StageConfig
 
 log = logging.getLogger("dermlabel.ai")

@@ -18,8 +18,9 @@ import httpx
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from .. import purge, webhooks
-from ..storage import Storage, StorageError
+from ..images import purge
+from ..images.storage import Storage, StorageError
+from ..ops import webhooks
 from . import stages
 from .breaker import Breaker
 from .config import WorkerConfig
@@ -39,8 +40,8 @@ class Worker:
         self.breakers = {s: Breaker(cfg.breaker_failures, cfg.breaker_reset_seconds) for s in cfg.stages}
         self.inflight: dict[asyncio.Task, int] = {}
         self.wake = asyncio.Event()
-        self.hook_wake = asyncio.Event()  # webhook deliveries are sent by this process too (app/webhooks.py)
-        self.purge_wake = asyncio.Event()  # and removed images' bytes deleted (app/purge.py)
+        self.hook_wake = asyncio.Event()  # webhook deliveries are sent by this process too (app/ops/webhooks.py)
+        self.purge_wake = asyncio.Event()  # and removed images' bytes deleted (app/images/purge.py)
         self.done = self.failed = 0
         self.sagemaker = (stages.SageMaker(cfg.stages["classify"])
                           if cfg.stages["classify"].mode == "sagemaker" else None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ..imaging import encode
+from ..images.imaging import encode
 
 SIZE = 512
 MARGIN = 0.15

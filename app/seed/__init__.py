@@ -13,8 +13,8 @@ from pathlib import Path
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ..imaging import clean
-from ..storage import Storage
+from ..images.imaging import clean
+from ..images.storage import Storage
 from .lesions import lesion
 
 HERE = Path(__file__).parent

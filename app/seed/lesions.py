@@ -7,7 +7,7 @@ import random
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-from ..imaging import encode
+from ..images.imaging import encode
 
 SKIN = {"I": (246, 222, 206), "II": (232, 196, 170), "III": (208, 164, 130), "IV": (170, 120, 86),
         "V": (122, 82, 58), "VI": (78, 52, 38)}

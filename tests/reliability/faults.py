@@ -9,7 +9,8 @@ from pathlib import Path
 
 import psycopg
 
-from app import cluster, config
+from app import config
+from app.ops import cluster
 from conftest import AppServer, start_app
 from invariants import Expired
 

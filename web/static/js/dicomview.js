@@ -1,5 +1,5 @@
 // DICOM in the viewer: one frame's values fetched once (GET /images/{id}/frames/{n}), windowed here on every
-// change — the same linear window as app/dicom_pixels.window8 — into a canvas the viewer draws like an image.
+// change — the same linear window as app/dicom/pixels.window8 — into a canvas the viewer draws like an image.
 const TYPES = { int16: Int16Array, uint16: Uint16Array, uint8: Uint8Array, float32: Float32Array };
 
 // Presets by modality (centre, width); every image also has the file's own window and the full range.

@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_util
 
-from . import dicom_seg
-from .storage import Storage
+from ..dicom import seg as dicom_seg
+from ..images.storage import Storage
 
 log = logging.getLogger("dermlabel.export")
 LESION = "lesion"

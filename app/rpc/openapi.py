@@ -1,7 +1,7 @@
 """OpenAPI 3.1 for the RPC surface, built from the same catalog as the route table (names, types, comments)."""
 from __future__ import annotations
 
-from .rpc import Catalog, Function, describe
+from .calls import Catalog, Function, describe
 
 _JSON_TYPES = {"bigint": {"type": "integer", "format": "int64"}, "integer": {"type": "integer", "format": "int32"},
                "smallint": {"type": "integer"}, "numeric": {"type": "number"}, "real": {"type": "number"},

@@ -6,9 +6,9 @@ from litestar import Response, get
 from litestar.datastructures import State
 from psycopg import sql
 
-from .db import call_as
-from .errors import JSON
-from .storage import StorageError
+from ..images.storage import StorageError
+from ..server.db import call_as
+from ..server.errors import JSON
 
 
 @get("/healthz")

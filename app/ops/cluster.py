@@ -67,7 +67,7 @@ def _private(*paths: Path) -> None:
 # authenticator) need peer authentication by an OS user of pg_ident.conf's map, and every other role its password.
 # Written at every start, so that a cluster created by an older version (local trust, a socket directory anyone
 # could enter) is made private by its next start.
-HBA_HEADER = "# Written by DermLabel (app/cluster.py) at every start of the embedded cluster: edits are replaced.\n"
+HBA_HEADER = "# Written by DermLabel (app/ops/cluster.py) at every start of the embedded cluster: edits are replaced.\n"
 
 
 def os_users() -> list[str]:
@@ -125,7 +125,7 @@ def start(datadir: Path, socket_dir: Path, port: int, log: Path, extra: str = ""
     """Start the cluster (or, when it runs, reload its access rules). `roles`: the login roles that authenticate
     as the OS user (peer); by default postgres and the app's DL_APP_DB_USER."""
     if roles is None:
-        from .config import load
+        from ..config import load
 
         roles = ["postgres", load().app_db_user]
     socket_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from typing import Iterator
 import psycopg
 from psycopg.types.json import Jsonb
 
-from . import strictjson
+from ..server import strictjson
 
 
 def batches(path: Path, size: int) -> Iterator[list[dict]]:

@@ -1,4 +1,4 @@
-"""Dataset export for ML: JSON Lines, CSV, COCO, and mask archives (ISIC PNGs, DICOM SEG; app/export_masks.py),
+"""Dataset export for ML: JSON Lines, CSV, COCO, and mask archives (ISIC PNGs, DICOM SEG; app/datasets/export_masks.py),
 streamed. SQL chooses and shapes the records (api.export_*); this module only turns pages of records into bytes of a
 format, so memory stays flat whatever the size.
 
@@ -21,11 +21,13 @@ from litestar.datastructures import State
 from litestar.response import Stream
 from pycocotools import mask as mask_util
 
-from . import errors, export_masks, rpc
-from .auth import identify
-from .errors import ApiError
-from .routes import request_id
-from .storage import Storage, StorageError
+from . import export_masks
+from ..rpc import calls as rpc
+from ..server import errors
+from ..auth.tokens import identify
+from ..server.errors import ApiError
+from ..rpc.routes import request_id
+from ..images.storage import Storage, StorageError
 
 PAGE = 1000
 CSV_FIELDS = ["item_id", "image_id", "sha256", "storage_key", "width", "height", "source_class", "upload_batch",

@@ -15,11 +15,13 @@ import psycopg
 from litestar import Request, Response, post
 from litestar.datastructures import State
 
-from . import errors, rle, rpc
-from .auth import identify
-from .errors import JSON, ApiError
-from .routes import client_ip, json_body, request_id
-from .storage import StorageError
+from . import rle
+from ..rpc import calls as rpc
+from ..server import errors
+from ..auth.tokens import identify
+from ..server.errors import JSON, ApiError
+from ..rpc.routes import client_ip, json_body, request_id
+from ..images.storage import StorageError
 
 log = logging.getLogger("dermlabel.segment")
 

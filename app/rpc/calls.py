@@ -16,11 +16,11 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from . import strictjson
-from .auth import ROLE_ORDER, Caller
-from .db import BEGIN_KEY_REQUEST, BEGIN_REQUEST, claims_params
-from .errors import RETRYABLE, ApiError
-from .ratelimit import RateLimit
+from ..auth.tokens import ROLE_ORDER, Caller
+from ..server import strictjson
+from ..server.db import BEGIN_KEY_REQUEST, BEGIN_REQUEST, claims_params
+from ..server.errors import RETRYABLE, ApiError
+from ..server.ratelimit import RateLimit
 
 log = logging.getLogger("dermlabel.rpc")
 DB_ROLES = ("dl_anon", "dl_annotator", "dl_reviewer", "dl_admin", "dl_analyst", "dl_member", "dl_partner")

@@ -11,9 +11,10 @@ from litestar import Request, Response, get, post
 from litestar.response import Template
 from litestar.datastructures import Cookie, State
 
-from . import errors, rpc, strictjson
-from .auth import ANONYMOUS, CSRF_COOKIE, SESSION_COOKIE, identify
-from .errors import JSON, ApiError
+from . import calls as rpc
+from ..server import errors, strictjson
+from ..auth.tokens import ANONYMOUS, CSRF_COOKIE, SESSION_COOKIE, identify
+from ..server.errors import JSON, ApiError
 from .openapi import document
 
 def request_id(request: Request) -> str:

@@ -18,7 +18,7 @@ from litestar.datastructures import State
 from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 
-from .errors import ApiError
+from ..server.errors import ApiError
 
 config = PrometheusConfig(app_name="dermlabel", prefix="dermlabel", group_path=True, exclude=["/metrics"],
                           buckets=[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5])

@@ -13,9 +13,9 @@ import pydicom
 from PIL import Image
 from pydicom.encaps import encapsulate, generate_frames
 
-from .dicom_deid import Key, deidentify
-from .dicom_pixels import frame_count, read_frame, window8
-from .imaging import MAX_PIXELS, Clean, Rejected, encode, thumbnail
+from ..images.imaging import MAX_PIXELS, Clean, Rejected, encode, thumbnail
+from .deid import Key, deidentify
+from .pixels import frame_count, read_frame, window8
 
 BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN", "SQ"}
 VL_PHOTOGRAPHIC = "1.2.840.10008.5.1.4.1.1.77.1.4"

@@ -11,11 +11,12 @@ from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.response import Template
 
-from . import errors, rpc
-from .auth import identify
+from ..rpc import calls as rpc
+from ..server import errors
+from ..auth.tokens import identify
 from .charts import bars, hbars
-from .errors import ApiError
-from .routes import request_id
+from ..server.errors import ApiError
+from ..rpc.routes import request_id
 
 
 async def _metrics(request: Request, state: State, args: dict) -> dict:

@@ -17,27 +17,28 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.exceptions import HTTPException
 
-from . import config, errors
-from .ai import config as ai_config
-from .auth import Tokens, load_secret
+from .. import config
+from . import errors
+from ..ai import config as ai_config
+from ..auth.tokens import Tokens, load_secret
 from .db import app_conninfo, make_pool
 from .errors import JSON, ApiError
-from .dashboard import dashboard, dashboard_csv
-from .health import healthz
-from .dicomweb import import_series, search_series
-from .images import dicom_file, dicom_frame, image, standardised, thumbnail, upload
+from ..pages.dashboard import dashboard, dashboard_csv
+from ..ops.health import healthz
+from ..dicom.dicomweb import import_series, search_series
+from ..images.routes import dicom_file, dicom_frame, image, standardised, thumbnail, upload
 from .limits import header_limit
 from .logs import access_log
-from .metrics import config as prometheus, metrics
-from .oidc import OidcConfig, oidc_callback, oidc_login
-from .export import export, image_seg
-from .pages import admin_page, home, login_page, organizations_page, review_page, work_page
-from .routes import login, logout, openapi_json, rpc_get, rpc_post, schema_page
+from ..ops.metrics import config as prometheus, metrics
+from ..auth.oidc import OidcConfig, oidc_callback, oidc_login
+from ..datasets.export import export, image_seg
+from ..pages.routes import admin_page, home, login_page, organizations_page, review_page, work_page
+from ..rpc.routes import login, logout, openapi_json, rpc_get, rpc_post, schema_page
 from .ratelimit import RateLimit
-from .refresher import interval_from_env, refresh_forever
-from .rpc import Catalog, listen_for_reload
-from .segment import segment
-from .storage import from_env as storage_from_env
+from ..ops.refresher import interval_from_env, refresh_forever
+from ..rpc.calls import Catalog, listen_for_reload
+from ..segmentation.routes import segment
+from ..images.storage import from_env as storage_from_env
 
 log = logging.getLogger("dermlabel")
 
@@ -110,6 +111,6 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, psycopg.Error: _database_error,
                             Exception: _unexpected},
         openapi_config=None,
-        logging_config=None,  # app.logs configures logging; Litestar's own would disable our loggers
+        logging_config=None,  # app.server.logs configures logging; Litestar's own would disable our loggers
         debug=False,
     )

@@ -16,8 +16,8 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.datastructures import Cookie, State
 
-from .errors import JSON, ApiError
-from .routes import request_id, session_cookies
+from ..server.errors import JSON, ApiError
+from ..rpc.routes import request_id, session_cookies
 
 FLOW_COOKIE = "dl_oidc"
 

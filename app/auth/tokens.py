@@ -12,7 +12,7 @@ from pathlib import Path
 import jwt
 from litestar import Request
 
-from .errors import ApiError
+from ..server.errors import ApiError
 
 SESSION_COOKIE = "dl_session"
 CSRF_COOKIE = "dl_csrf"

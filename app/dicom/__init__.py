@@ -1,0 +1,1 @@
+"""DICOM: de-identification, intake of an upload, pixel rendering, DICOMweb import, DICOM Segmentation objects."""

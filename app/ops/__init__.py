@@ -1,0 +1,1 @@
+"""Running it: /healthz, /metrics, the metrics refresher, the embedded PostgreSQL cluster, webhook deliveries."""

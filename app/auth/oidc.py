@@ -17,7 +17,8 @@ from litestar import Request, Response, get
 from litestar.datastructures import Cookie, State
 
 from ..server.errors import JSON, ApiError
-from ..rpc.routes import request_id, session_cookies
+from ..server.request import request_id
+from .routes import session_cookies
 
 FLOW_COOKIE = "dl_oidc"
 

@@ -21,13 +21,13 @@ from litestar.datastructures import State
 from litestar.response import Stream
 from pycocotools import mask as mask_util
 
-from . import export_masks
+from ..auth.tokens import identify
+from ..images.storage import Storage, StorageError
 from ..rpc import calls as rpc
 from ..server import errors
-from ..auth.tokens import identify
 from ..server.errors import ApiError
-from ..rpc.routes import request_id
-from ..images.storage import Storage, StorageError
+from ..server.request import request_id
+from . import export_masks
 
 PAGE = 1000
 CSV_FIELDS = ["item_id", "image_id", "sha256", "storage_key", "width", "height", "source_class", "upload_batch",

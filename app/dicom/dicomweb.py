@@ -11,12 +11,12 @@ import psycopg
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
+from ..auth.tokens import identify
+from ..images.routes import MAX_REQUEST_BYTES, Intake, upload_response
 from ..rpc import calls as rpc
 from ..server import errors
-from ..auth.tokens import identify
 from ..server.errors import JSON, ApiError
-from ..images.routes import MAX_REQUEST_BYTES, Intake, upload_response
-from ..rpc.routes import json_body, request_id
+from ..server.request import json_body, request_id
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")

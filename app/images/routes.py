@@ -11,14 +11,14 @@ import psycopg
 from litestar import Request, Response, get, post
 from litestar.datastructures import State, UploadFile
 
-from ..rpc import calls as rpc
-from ..server import errors, strictjson
 from ..auth.tokens import identify
-from ..server.errors import JSON, ApiError
 from ..dicom.deid import Key
 from ..dicom.intake import clean_dicom, frame_payload, is_dicom
+from ..rpc import calls as rpc
+from ..server import errors, strictjson
+from ..server.errors import JSON, ApiError
+from ..server.request import request_id
 from .imaging import Rejected, clean
-from ..rpc.routes import request_id
 from .storage import StorageError
 
 MAX_BYTES = int(os.environ.get("DL_MAX_UPLOAD_MB", "40")) * 1024 * 1024

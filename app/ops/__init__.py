@@ -1,1 +1,9 @@
 """Running it: /healthz, /metrics, the metrics refresher, the embedded PostgreSQL cluster, webhook deliveries."""
+
+
+def route_handlers() -> list:
+    """The HTTP handlers of /healthz and /metrics, for create_app."""
+    from .health import healthz
+    from .metrics import metrics
+
+    return [healthz, metrics]

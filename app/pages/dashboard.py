@@ -11,12 +11,12 @@ from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.response import Template
 
+from ..auth.tokens import identify
 from ..rpc import calls as rpc
 from ..server import errors
-from ..auth.tokens import identify
-from .charts import bars, hbars
 from ..server.errors import ApiError
-from ..rpc.routes import request_id
+from ..server.request import request_id
+from .charts import bars, hbars
 
 
 async def _metrics(request: Request, state: State, args: dict) -> dict:

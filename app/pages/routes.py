@@ -11,10 +11,10 @@ from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.response import Redirect, Template
 
-from ..rpc import calls as rpc
 from ..auth.tokens import ANONYMOUS, Caller, identify
+from ..rpc import calls as rpc
 from ..server.errors import ApiError
-from ..rpc.routes import request_id
+from ..server.request import request_id
 
 # (path, label, roles that see it) - the navigation, role-aware
 NAV = [("/work", "Annotate", {"annotator"}), ("/review", "Review", {"reviewer"}), ("/admin", "Admin", {"admin"}),

@@ -15,13 +15,13 @@ import psycopg
 from litestar import Request, Response, post
 from litestar.datastructures import State
 
-from . import rle
+from ..auth.tokens import identify
+from ..images.storage import StorageError
 from ..rpc import calls as rpc
 from ..server import errors
-from ..auth.tokens import identify
 from ..server.errors import JSON, ApiError
-from ..rpc.routes import client_ip, json_body, request_id
-from ..images.storage import StorageError
+from ..server.request import client_ip, json_body, request_id
+from . import rle
 
 log = logging.getLogger("dermlabel.segment")
 

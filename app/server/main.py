@@ -17,28 +17,24 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.exceptions import HTTPException
 
-from .. import config
-from . import errors
+from .. import auth, config, datasets, dicom, images, ops, pages, rpc, segmentation
 from ..ai import config as ai_config
+from ..auth.oidc import OidcConfig
 from ..auth.tokens import Tokens, load_secret
-from .db import app_conninfo, make_pool
-from .errors import JSON, ApiError
-from ..pages.dashboard import dashboard, dashboard_csv
-from ..ops.health import healthz
-from ..dicom.dicomweb import import_series, search_series
-from ..images.routes import dicom_file, dicom_frame, image, standardised, thumbnail, upload
-from .limits import header_limit
-from .logs import access_log
-from ..ops.metrics import config as prometheus, metrics
-from ..auth.oidc import OidcConfig, oidc_callback, oidc_login
-from ..datasets.export import export, image_seg
-from ..pages.routes import admin_page, home, login_page, organizations_page, review_page, work_page
-from ..rpc.routes import login, logout, openapi_json, rpc_get, rpc_post, schema_page
-from .ratelimit import RateLimit
+from ..images.storage import from_env as storage_from_env
+from ..ops.metrics import config as prometheus
 from ..ops.refresher import interval_from_env, refresh_forever
 from ..rpc.calls import Catalog, listen_for_reload
-from ..segmentation.routes import segment
-from ..images.storage import from_env as storage_from_env
+from . import errors
+from .db import app_conninfo, make_pool
+from .errors import JSON, ApiError
+from .limits import header_limit
+from .logs import access_log
+from .ratelimit import RateLimit
+
+# Every package of the HTTP layer hands over its own handlers (route_handlers() in its __init__.py, imported on
+# call, so that the worker, the seed and the CLI use those packages without loading the HTTP layer).
+PACKAGES = (ops, auth, rpc, images, dicom, segmentation, datasets, pages)
 
 log = logging.getLogger("dermlabel")
 
@@ -98,13 +94,10 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
             await app.state.http.aclose()
             await pool.close()
 
+    handlers = [handler for package in PACKAGES for handler in package.route_handlers()]
+    static = create_static_files_router(path="/static", directories=[config.ROOT / "web" / "static"])
     return Litestar(
-        route_handlers=[healthz, login, logout, rpc_post, rpc_get, openapi_json, upload, image, thumbnail,
-                        standardised, dicom_file, dicom_frame, search_series, import_series, metrics, oidc_login,
-                        oidc_callback, schema_page, dashboard, dashboard_csv,
-                        home, login_page, work_page, review_page, admin_page, organizations_page, export, image_seg,
-                        segment,
-                        create_static_files_router(path="/static", directories=[config.ROOT / "web" / "static"])],
+        route_handlers=[*handlers, static],
         template_config=TemplateConfig(directory=config.ROOT / "web" / "templates", engine=JinjaTemplateEngine),
         middleware=[header_limit, access_log, prometheus.middleware],
         lifespan=[lifespan],

@@ -1,10 +1,11 @@
 """Command line: python -m app run | serve | worker | ai-reference | migrate | info | validate | seed | export |
-import-labels | cluster {start,stop,status}."""
+import-labels | cluster {start,stop,status} | settings."""
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from dataclasses import replace
 
 from . import config
 from .migrate.apply import Migrator
@@ -13,7 +14,7 @@ from .ops import cluster
 
 
 def _migrator(s: config.Settings) -> Migrator:
-    return Migrator(s.database_url, load_config(s.flyway_conf))
+    return Migrator(s.database_url, load_config(s.database.flyway_conf))
 
 
 def cmd_migrate(s: config.Settings) -> int:
@@ -40,68 +41,63 @@ def cmd_validate(s: config.Settings) -> int:
 
 
 def cmd_cluster(s: config.Settings, action: str) -> int:
-    log = s.data_dir / "log" / "postgresql.log"
+    c = s.cluster
+    log = c.data_dir / "log" / "postgresql.log"
     if action == "start":
-        cluster.init(s.pg_data, s.socket_dir)
-        cluster.start(s.pg_data, s.socket_dir, s.pg_port, log)
-        print(f"PostgreSQL running: socket {s.socket_dir}, port {s.pg_port}, log {log}")
+        cluster.init(c.pg_data, c.socket_dir)
+        cluster.start(c.pg_data, c.socket_dir, c.pg_port, log, c.pg_options, ["postgres", s.database.app_db_user])
+        print(f"PostgreSQL running: socket {c.socket_dir}, port {c.pg_port}, log {log}")
     elif action == "stop":
-        cluster.stop(s.pg_data)
+        cluster.stop(c.pg_data)
         print("PostgreSQL stopped")
     else:
-        print("running" if cluster.status(s.pg_data) else "stopped")
+        print("running" if cluster.status(c.pg_data) else "stopped")
     return 0
 
 
 def cmd_seed(s: config.Settings) -> int:
+    from .images.storage import from_settings
     from .seed import seed
-    from .images.storage import from_env
 
-    seed(s.database_url, from_env(s.data_dir))
+    seed(s.database_url, from_settings(s.storage))
     return 0
 
 
 def cmd_serve(s: config.Settings) -> int:
-    import os
-
     import uvicorn
 
     from .server.logs import configure
     from .server.main import create_app
 
-    configure(os.environ.get("DL_LOG_FORMAT", "json"))
-    uvicorn.run(create_app(s), host=s.http_host, port=s.http_port, log_config=None, access_log=False,
+    configure(s.server.log_format or "json")
+    uvicorn.run(create_app(s), host=s.server.host, port=s.server.port, log_config=None, access_log=False,
                 lifespan="on")
     return 0
 
 
 def cmd_worker(s: config.Settings) -> int:
     """The AI worker: jobs from SQL, models over HTTP (or SageMaker), results back to SQL."""
-    import os
-
     from .ai import config as ai_config
     from .ai.worker import serve
+    from .images.storage import from_settings
     from .server.db import app_conninfo
     from .server.logs import configure
-    from .images.storage import from_env
 
-    configure(os.environ.get("DL_LOG_FORMAT", "json"))
-    serve(app_conninfo(s.database_url, s.app_db_user, s.app_db_password), from_env(s.data_dir), ai_config.load())
+    configure(s.server.log_format or "json")
+    serve(app_conninfo(s.database_url, s.database.app_db_user, s.database.app_db_password),
+          from_settings(s.storage), ai_config.load(s))
     return 0
 
 
 def cmd_ai_reference(s: config.Settings) -> int:
     """The reference AI service (crop + ABCD pre-classifier), its own small ASGI app and port."""
-    import os
-
     import uvicorn
 
     from .ai_reference.service import create_reference_app
     from .server.logs import configure
 
-    configure(os.environ.get("DL_LOG_FORMAT", "json"))
-    uvicorn.run(create_reference_app(), host=os.environ.get("DL_AI_HOST", "127.0.0.1"),
-                port=int(os.environ.get("DL_AI_PORT", "8001")), log_config=None, access_log=False)
+    configure(s.server.log_format or "json")
+    uvicorn.run(create_reference_app(), host=s.ai.host, port=s.ai.port, log_config=None, access_log=False)
     return 0
 
 
@@ -118,18 +114,20 @@ def _wait_listening(port: int, proc, seconds: float = 20) -> None:
             time.sleep(0.1)
 
 
-def _companions() -> list:
-    """`run` starts the reference AI service and the AI worker next to the app, and stops them with it."""
+def _companions(s: config.Settings) -> list:
+    """`run` starts the reference AI service and the AI worker next to the app, and stops them with it. They read
+    the same environment, and log in the same format as `run`."""
     import atexit
     import os
     import subprocess
 
+    env = {**os.environ, "DL_LOG_FORMAT": s.server.log_format}
     procs = []
-    if os.environ.get("DL_AI_REFERENCE", "on") != "off":
-        procs.append(subprocess.Popen([sys.executable, "-m", "app", "ai-reference"]))
-        _wait_listening(int(os.environ.get("DL_AI_PORT", "8001")), procs[-1])  # before the worker calls it
-    if os.environ.get("DL_AI_WORKER", "on") != "off":
-        procs.append(subprocess.Popen([sys.executable, "-m", "app", "worker"]))
+    if s.ai.reference:
+        procs.append(subprocess.Popen([sys.executable, "-m", "app", "ai-reference"], env=env))
+        _wait_listening(s.ai.port, procs[-1])  # before the worker calls it
+    if s.ai.worker:
+        procs.append(subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env))
 
     def stop() -> None:
         for p in procs:
@@ -150,8 +148,7 @@ def cmd_export(s: config.Settings, args) -> int:
     from pathlib import Path
 
     from .datasets.export import WRITERS, export_to_file, filters_from
-
-    from .images.storage import from_env as storage_from_env
+    from .images.storage import from_settings
 
     if args.format not in WRITERS:
         print("error: --format is jsonl, csv, coco, isic or dicom_seg", file=sys.stderr)
@@ -161,7 +158,7 @@ def cmd_export(s: config.Settings, args) -> int:
     out = Path(args.out)
     with out.open("wb") as f:  # the mask archives read stored files: the app's storage settings (DL_STORAGE, …)
         manifest = asyncio.run(export_to_file(s.database_url, args.project, args.format, args.as_user, filters, f,
-                                              storage_from_env(s.data_dir)))
+                                              from_settings(s.storage)))
     Path(f"{out}.manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     print(f"exported {manifest['items']} items of {manifest['images']} images to {out} "
           f"(manifest: {out}.manifest.json)")
@@ -189,21 +186,21 @@ def cmd_import_labels(s: config.Settings, args) -> int:
 
 def cmd_run(s: config.Settings) -> int:
     """The embedded default: cluster (created once), database, migrations, then the app until Ctrl-C."""
-    import os
-
-    os.environ.setdefault("DL_LOG_FORMAT", "text")  # a person reads this console; `serve` logs JSON
+    # a person reads this console (and the companions' lines in it): text unless DL_LOG_FORMAT says; `serve` logs JSON
+    s = replace(s, server=replace(s.server, log_format=s.server.log_format or "text"))
     if s.embedded:
         cmd_cluster(s, "start")
-        cluster.ensure_database(lambda db: config.embedded_url(s.socket_dir, s.pg_port, db), "dermlabel")
+        cluster.ensure_database(lambda db: config.embedded_url(s.cluster.socket_dir, s.cluster.pg_port, db),
+                                "dermlabel")
     cluster.wait_ready(s.database_url)
     cmd_migrate(s)
     cmd_seed(s)
     from .seed import OPERATOR, ORGANIZATION, PASSWORD, USERS
 
-    _companions()
+    _companions(s)
     logins = "\n".join([f"  {OPERATOR[0]:<26} operator (creates organizations)"] + [
         f"  {email:<26} {', '.join(roles)}" for email, _, roles, _, _ in USERS])
-    print(f"\nDermLabel is up: http://{s.http_host}:{s.http_port}/healthz\n"
+    print(f"\nDermLabel is up: http://{s.server.host}:{s.server.port}/healthz\n"
           f"Demo logins in '{ORGANIZATION}' (password '{PASSWORD}'):\n{logins}\n"
           f"AI: reference service and worker started (jobs: SELECT stage, status, count(*) FROM core.ai_job "
           f"GROUP BY 1, 2)\n"
@@ -236,8 +233,16 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--source", default="import", help="names the suggestions import:<source>")
     c = sub.add_parser("cluster")
     c.add_argument("action", choices=["start", "stop", "status"])
+    sub.add_parser("settings", help="every setting: its variable, default and what it does (the README's table)")
     args = p.parse_args(argv)
-    s = config.load()
+    if args.cmd == "settings":
+        print(config.markdown(), end="")
+        return 0
+    try:
+        s = config.load()
+    except config.SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.cmd == "cluster":
             return cmd_cluster(s, args.action)

@@ -19,6 +19,6 @@ export DATABASE_URL="postgresql:///dermlabel?host=$tmp/run&port=$port&user=postg
 from app import config
 from app.ops import cluster
 s = config.load()
-cluster.ensure_database(lambda db: config.embedded_url(s.socket_dir, s.pg_port, db), "dermlabel")
+cluster.ensure_database(lambda db: config.embedded_url(s.cluster.socket_dir, s.cluster.pg_port, db), "dermlabel")
 PY
 "$PY" -m app migrate || exit 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 import time
 from urllib.parse import urlencode
@@ -16,6 +15,7 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.datastructures import Cookie, State
 
+from .. import config
 from ..server.errors import JSON, ApiError
 from ..server.request import request_id
 from .routes import session_cookies
@@ -24,11 +24,11 @@ FLOW_COOKIE = "dl_oidc"
 
 
 class OidcConfig:
-    def __init__(self) -> None:
-        self.issuer = os.environ.get("DL_OIDC_ISSUER", "").rstrip("/")
-        self.client_id = os.environ.get("DL_OIDC_CLIENT_ID", "")
-        self.client_secret = os.environ.get("DL_OIDC_CLIENT_SECRET", "")
-        self.redirect_url = os.environ.get("DL_OIDC_REDIRECT_URL", "")
+    def __init__(self, s: config.Oidc) -> None:
+        self.issuer = s.issuer.rstrip("/")
+        self.client_id = s.client_id
+        self.client_secret = s.client_secret
+        self.redirect_url = s.redirect_url
         self._discovery: dict | None = None
 
     @property
@@ -62,7 +62,7 @@ async def oidc_login(state: State) -> Response[bytes]:
                        "scope": "openid email profile", "state": flow["state"], "nonce": flow["nonce"],
                        "code_challenge": challenge, "code_challenge_method": "S256"})
     cookie = Cookie(key=FLOW_COOKIE, value=jwt.encode(flow, state.tokens.secret, algorithm="HS256"), httponly=True,
-                    samesite="lax", secure=state.settings_secure_cookies, path="/auth/oidc", max_age=600)
+                    samesite="lax", secure=state.settings.auth.secure_cookies, path="/auth/oidc", max_age=600)
     return Response(b"", status_code=302, headers={"Location": f"{doc['authorization_endpoint']}?{query}"},
                     cookies=[cookie])
 

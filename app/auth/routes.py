@@ -51,7 +51,7 @@ def session_cookies(state: State, user: dict, session: str) -> tuple[str, list[C
     """A token for the user's new session, and the session + CSRF cookies the web UI uses (password and OIDC
     sign-in alike)."""
     token = state.tokens.issue(user, session)
-    secure = state.settings_secure_cookies
+    secure = state.settings.auth.secure_cookies
     return token, [
         Cookie(key=SESSION_COOKIE, value=token, httponly=True, samesite="lax", secure=secure, path="/",
                max_age=state.tokens.ttl),

@@ -38,12 +38,11 @@ class Caller:
 ANONYMOUS = Caller(None)
 
 
-def load_secret(data_dir: Path) -> str:
-    """DL_JWT_SECRET, else a random secret generated once into data_dir (readable by the owner only)."""
-    if env := os.environ.get("DL_JWT_SECRET"):
-        if len(env) < 32:
-            raise SystemExit("DL_JWT_SECRET must be at least 32 characters")
-        return env
+def load_secret(configured: str | None, data_dir: Path) -> str:
+    """The configured secret (DL_JWT_SECRET, checked by config.load), else a random secret generated once into
+    data_dir (readable by the owner only)."""
+    if configured:
+        return configured
     path = data_dir / "jwt_secret"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """DICOM: de-identification, intake of an upload, pixel rendering, DICOMweb import, DICOM Segmentation objects."""
+from ..config import Settings
 
 
-def route_handlers() -> list:
+def route_handlers(settings: Settings) -> list:
     """The HTTP handlers of DICOMweb search and import, for create_app."""
     from .dicomweb import import_series, search_series
 

@@ -12,7 +12,8 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
 from ..auth.tokens import identify
-from ..images.routes import MAX_REQUEST_BYTES, Intake, upload_response
+from ..config import MB
+from ..images.routes import Intake, upload_response
 from ..rpc import calls as rpc
 from ..server import errors
 from ..server.errors import JSON, ApiError
@@ -107,17 +108,18 @@ def split_multipart(content_type: str, body: bytes) -> list[bytes]:
     return parts
 
 
-async def _retrieve(client: httpx.AsyncClient, url: str, series_uid: str) -> list[bytes]:
-    """WADO-RS retrieve of one series, read as it arrives and refused once it passes the request limit."""
+async def _retrieve(client: httpx.AsyncClient, url: str, series_uid: str, limit_mb: int) -> list[bytes]:
+    """WADO-RS retrieve of one series, read as it arrives and refused once it passes the request limit
+    (DL_MAX_REQUEST_MB)."""
     accept = 'multipart/related; type="application/dicom"; transfer-syntax=*'
     async with client.stream("GET", url, headers={"Accept": accept}) as r:
         r.raise_for_status()
         body = bytearray()
         async for chunk in r.aiter_bytes():
             body += chunk
-            if len(body) > MAX_REQUEST_BYTES:
+            if len(body) > limit_mb * MB:
                 raise ApiError(413, "PT413", f"series {series_uid} is larger than the import limit "
-                                             f"({MAX_REQUEST_BYTES // (1024 * 1024)} MB)")
+                                             f"({limit_mb} MB)")
         return split_multipart(r.headers.get("content-type", ""), bytes(body))
 
 
@@ -144,7 +146,7 @@ async def import_series(request: Request, state: State, project_id: int) -> Resp
             for i, s in enumerate(wanted.series, 1):
                 url = f"{base}/studies/{s.study_uid}/series/{s.series_uid}"
                 try:
-                    instances = await _retrieve(client, url, s.series_uid)
+                    instances = await _retrieve(client, url, s.series_uid, state.settings.limits.max_request_mb)
                 except (httpx.HTTPError, ValueError) as exc:
                     raise _pacs_error(exc, base) from None
                 for n, raw in enumerate(instances, 1):

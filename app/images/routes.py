@@ -12,6 +12,7 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import State, UploadFile
 
 from ..auth.tokens import identify
+from ..config import MB
 from ..dicom.deid import Key
 from ..dicom.intake import clean_dicom, frame_payload, is_dicom
 from ..rpc import calls as rpc
@@ -21,8 +22,6 @@ from ..server.request import request_id
 from .imaging import Rejected, clean
 from .storage import StorageError
 
-MAX_BYTES = int(os.environ.get("DL_MAX_UPLOAD_MB", "40")) * 1024 * 1024
-MAX_REQUEST_BYTES = int(os.environ.get("DL_MAX_REQUEST_MB", "1024")) * 1024 * 1024
 log = logging.getLogger("dermlabel.images")
 AUDITED = {"original", "thumb", "standardised", "dicom", "frame"}  # what audit.access calls each route
 # one upload at a time per image in this process: a refused upload deleting the files it created must not delete
@@ -36,6 +35,7 @@ class Intake:
 
     def __init__(self, state: State, caller, project_id: int, rid: str):
         self.state, self.caller, self.project_id, self.rid = state, caller, project_id, rid
+        self.max_bytes = state.settings.limits.max_upload_mb * MB  # one file (DL_MAX_UPLOAD_MB)
         # a partner's key registers cases under their external id (idempotent); people register images
         self.register = state.catalog.get("register_partner_image" if caller.key else "register_image")
         self.register.role_for(caller)  # 401/403 before any bytes are read
@@ -89,9 +89,9 @@ class Intake:
                 if self.caller.key:  # the project's de-identification key is its admins' alone
                     raise Rejected(415, "DICOM files are uploaded by the project's admins, not with an API key")
                 key = await self.deid_key()
-                img = await asyncio.to_thread(clean_dicom, raw, MAX_BYTES, key)
+                img = await asyncio.to_thread(clean_dicom, raw, self.max_bytes, key)
             else:
-                img = await asyncio.to_thread(clean, raw, MAX_BYTES)
+                img = await asyncio.to_thread(clean, raw, self.max_bytes)
         except Rejected as exc:
             return {"filename": name, "status": exc.status, "error": str(exc)}
         key = f"images/{pid}/{img.sha256}.{img.ext}"
@@ -128,8 +128,9 @@ def upload_response(results: list[dict], rid: str) -> Response[bytes]:
     return Response(msgspec.json.encode({"files": results}), media_type=JSON, headers={"X-Request-Id": rid})
 
 
-# the whole request (many files) is bounded too: each file by MAX_BYTES, the request by DL_MAX_REQUEST_MB
-@post("/projects/{project_id:int}/images", status_code=200, request_max_body_size=MAX_REQUEST_BYTES)
+# the whole request (many files) is bounded too: each file by DL_MAX_UPLOAD_MB, the request by DL_MAX_REQUEST_MB
+# (on the router that images.route_handlers() puts this handler in)
+@post("/projects/{project_id:int}/images", status_code=200)
 async def upload(request: Request, state: State, project_id: int) -> Response[bytes]:
     rid = request_id(request)
     caller = identify(request, state.tokens)
@@ -164,7 +165,7 @@ async def upload(request: Request, state: State, project_id: int) -> Response[by
     try:
         for f in files:
             name = os.path.basename(f.filename or "upload")[:200]
-            results.append(await intake.add(name, await f.read(MAX_BYTES + 1), source_class, batch))
+            results.append(await intake.add(name, await f.read(intake.max_bytes + 1), source_class, batch))
     except psycopg.Error as exc:
         return errors.from_sql(exc, caller.anonymous, rid)
     return upload_response(results, rid)

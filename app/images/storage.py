@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from .. import config
+
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,1000}$")
 
 
@@ -87,7 +89,7 @@ class LocalStorage:
 
 
 class S3Storage:
-    """boto3 in a worker thread; bucket, optional prefix and endpoint (MinIO) from the environment."""
+    """boto3 in a worker thread; bucket, optional prefix and endpoint (MinIO) from the settings."""
 
     def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None):
         import boto3
@@ -140,9 +142,8 @@ class S3Storage:
             raise StorageError(str(exc)) from exc
 
 
-def from_env(data_dir: Path) -> Storage:
-    kind = os.environ.get("DL_STORAGE", "local")
-    if kind == "s3":
-        return S3Storage(os.environ["DL_S3_BUCKET"], os.environ.get("DL_S3_PREFIX", ""),
-                         os.environ.get("DL_S3_ENDPOINT_URL") or None)
-    return LocalStorage(Path(os.environ.get("DL_IMAGE_DIR", data_dir / "images")))
+def from_settings(s: config.Storage) -> Storage:
+    """The storage DL_STORAGE names: the DL_IMAGE_DIR folder, or the DL_S3_BUCKET bucket."""
+    if s.kind == "s3":
+        return S3Storage(s.s3_bucket, s.s3_prefix, s.s3_endpoint_url)
+    return LocalStorage(s.image_dir)

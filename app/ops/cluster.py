@@ -10,13 +10,17 @@ import sys
 import time
 from pathlib import Path
 
+from .. import config
+
 DEBIAN_PACKAGE = "postgresql-15"
 
 
-def pg_bin() -> Path:
-    """The directory holding initdb/pg_ctl: $DL_PG_BIN, pg_config --bindir, or the newest /usr/lib/postgresql/*/bin."""
-    if env := os.environ.get("DL_PG_BIN"):
-        return Path(env)
+def pg_bin(configured: Path | None = None) -> Path:
+    """The directory holding initdb/pg_ctl: `configured`, else DL_PG_BIN, pg_config --bindir, or the newest
+    /usr/lib/postgresql/*/bin."""
+    configured = configured or config.load().cluster.pg_bin
+    if configured:
+        return configured
     candidates = []
     if shutil.which("pg_config"):
         out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip()
@@ -122,12 +126,11 @@ def init(datadir: Path, socket_dir: Path) -> bool:
 
 def start(datadir: Path, socket_dir: Path, port: int, log: Path, extra: str = "",
           roles: list[str] | None = None) -> None:
-    """Start the cluster (or, when it runs, reload its access rules). `roles`: the login roles that authenticate
-    as the OS user (peer); by default postgres and the app's DL_APP_DB_USER."""
+    """Start the cluster (or, when it runs, reload its access rules). `extra`: more server options, by default
+    DL_PG_OPTIONS; `roles`: the login roles that authenticate as the OS user (peer), by default postgres and the app's
+    DL_APP_DB_USER."""
     if roles is None:
-        from ..config import load
-
-        roles = ["postgres", load().app_db_user]
+        roles = ["postgres", config.load().database.app_db_user]
     socket_dir.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     log.touch()
@@ -139,7 +142,7 @@ def start(datadir: Path, socket_dir: Path, port: int, log: Path, extra: str = ""
         subprocess.run([*_run_as(), str(pg_bin() / "pg_ctl"), "-D", str(datadir), "reload"], check=False,
                        stdout=subprocess.DEVNULL)
         return
-    extra = extra or os.environ.get("DL_PG_OPTIONS", "")
+    extra = extra or config.load().cluster.pg_options
     opts = f"-p {port} -k {socket_dir} -c listen_addresses='' -c unix_socket_permissions=0700 {extra}"
     r = subprocess.run([*_run_as(), str(pg_bin() / "pg_ctl"), "-D", str(datadir), "-l", str(log), "-o", opts,
                         "-w", "-t", "60", "start"], capture_output=True, text=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import os
 
 import msgspec
 import psycopg
@@ -31,8 +30,7 @@ AI_ERRORS = Gauge("dermlabel_ai_failed_attempts", "failed AI attempts (errors, l
 AI_LATENCY = Gauge("dermlabel_ai_latency_ms", "model latency over the last hour, by stage", ["stage", "quantile"])
 
 
-def _allowed(request: Request) -> bool:
-    token = os.environ.get("DL_METRICS_TOKEN", "")
+def _allowed(request: Request, token: str) -> bool:
     if token:
         sent = request.headers.get("authorization", "")
         return hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
@@ -44,7 +42,7 @@ def _allowed(request: Request) -> bool:
 
 @get("/metrics", include_in_schema=False)
 async def metrics(request: Request, state: State) -> Response[bytes]:
-    if not _allowed(request):
+    if not _allowed(request, state.settings.metrics.token):
         raise ApiError(403, "PT403", "/metrics is for the operator's monitoring",
                        hint="Send Authorization: Bearer <DL_METRICS_TOKEN>, or scrape from this machine.")
     stats = state.pool.get_stats()

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger("dermlabel.metrics")
-
-
-def interval_from_env() -> float:
-    return float(os.environ.get("DL_METRICS_REFRESH_SECONDS", "60"))
 
 
 async def refresh_forever(pool: AsyncConnectionPool, interval: float) -> None:

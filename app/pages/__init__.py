@@ -1,7 +1,8 @@
 """The web UI's server-rendered pages: sign-in, workspaces, admin, organizations, the metrics dashboard."""
+from ..config import Settings
 
 
-def route_handlers() -> list:
+def route_handlers(settings: Settings) -> list:
     """The HTTP handlers of the pages and the dashboard, for create_app."""
     from .dashboard import dashboard, dashboard_csv
     from .routes import admin_page, home, login_page, organizations_page, review_page, work_page

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -16,14 +15,15 @@ from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
 
 from .. import auth, config, datasets, dicom, images, ops, pages, rpc, segmentation
 from ..ai import config as ai_config
 from ..auth.oidc import OidcConfig
 from ..auth.tokens import Tokens, load_secret
-from ..images.storage import from_env as storage_from_env
+from ..images.storage import from_settings as storage_from_settings
 from ..ops.metrics import config as prometheus
-from ..ops.refresher import interval_from_env, refresh_forever
+from ..ops.refresher import refresh_forever
 from ..rpc.calls import Catalog, listen_for_reload
 from . import errors
 from .db import app_conninfo, make_pool
@@ -60,29 +60,31 @@ def _unexpected(_: Request, exc: Exception) -> Response[bytes]:
 
 
 def create_app(settings: config.Settings | None = None) -> Litestar:
+    """The app for `settings` (by default config.load(): the environment's)."""
     settings = settings or config.load()
-    conninfo = app_conninfo(settings.database_url, settings.app_db_user, settings.app_db_password)
+    conninfo = app_conninfo(settings.database_url, settings.database.app_db_user, settings.database.app_db_password)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = make_pool(conninfo, max_size=int(os.environ.get("DL_POOL_SIZE", "16")))
+        pool = make_pool(conninfo, max_size=settings.database.pool_size)
         await pool.open(wait=False)
         catalog = Catalog()
         app.state.pool, app.state.catalog, app.state.log = pool, catalog, log
-        app.state.tokens = Tokens(load_secret(settings.data_dir), int(os.environ.get("DL_JWT_TTL_SECONDS", "28800")))
-        app.state.storage = storage_from_env(settings.data_dir)
-        app.state.oidc = OidcConfig()
-        app.state.login_limit = RateLimit(os.environ.get("DL_RATE_LOGIN", "20/60"), "sign-in attempts", "login")
-        app.state.rpc_limit = RateLimit(os.environ.get("DL_RATE_RPC", "1200/60"), "requests", "rpc")
-        app.state.settings_secure_cookies = os.environ.get("DL_SECURE_COOKIES", "false").lower() == "true"
-        app.state.segment = ai_config.segment()  # click-to-segment's service (DL_AI_SEGMENT*)
+        app.state.settings = settings  # what handlers read of the configuration (limits, /metrics's token, cookies)
+        app.state.tokens = Tokens(load_secret(settings.auth.jwt_secret, settings.cluster.data_dir),
+                                  settings.auth.jwt_ttl_seconds)
+        app.state.storage = storage_from_settings(settings.storage)
+        app.state.oidc = OidcConfig(settings.oidc)
+        app.state.login_limit = RateLimit(settings.limits.rate_login, "sign-in attempts", "login")
+        app.state.rpc_limit = RateLimit(settings.limits.rate_rpc, "requests", "rpc")
+        app.state.segment = ai_config.segment(settings)  # click-to-segment's service (DL_AI_SEGMENT*)
         app.state.http = httpx.AsyncClient()
         try:
             await catalog.load(pool, timeout=3)
         except Exception as exc:  # the database may not be up yet: the listener retries and loads it then
             log.warning("route table not loaded at start-up: %s", exc)
         tasks = [asyncio.create_task(listen_for_reload(conninfo, catalog, pool))]
-        if (every := interval_from_env()) > 0:
+        if (every := settings.metrics.refresh_seconds) > 0:
             tasks.append(asyncio.create_task(refresh_forever(pool, every)))
         try:
             yield
@@ -94,12 +96,13 @@ def create_app(settings: config.Settings | None = None) -> Litestar:
             await app.state.http.aclose()
             await pool.close()
 
-    handlers = [handler for package in PACKAGES for handler in package.route_handlers()]
+    handlers = [handler for package in PACKAGES for handler in package.route_handlers(settings)]
     static = create_static_files_router(path="/static", directories=[config.ROOT / "web" / "static"])
     return Litestar(
         route_handlers=[*handlers, static],
         template_config=TemplateConfig(directory=config.ROOT / "web" / "templates", engine=JinjaTemplateEngine),
-        middleware=[header_limit, access_log, prometheus.middleware],
+        middleware=[DefineMiddleware(header_limit, max_bytes=settings.limits.max_header_kb * 1024), access_log,
+                    prometheus.middleware],
         lifespan=[lifespan],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, psycopg.Error: _database_error,
                             Exception: _unexpected},

@@ -33,10 +33,10 @@ def terminate_backends(url: str) -> int:
 def crash_postgres(down_seconds: float) -> None:
     """Stop PostgreSQL with -m immediate (no checkpoint, crash recovery at the next start), keep it down for a
     while, start it again."""
-    s = config.load()
-    cluster.stop(s.pg_data, "immediate")
+    c = config.load().cluster
+    cluster.stop(c.pg_data, "immediate")
     time.sleep(down_seconds)
-    cluster.start(s.pg_data, s.socket_dir, s.pg_port, s.data_dir / "log" / "postgresql.log")
+    cluster.start(c.pg_data, c.socket_dir, c.pg_port, c.data_dir / "log" / "postgresql.log", c.pg_options)
 
 
 def break_storage(root: Path) -> Path:

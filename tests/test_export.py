@@ -85,7 +85,7 @@ def test_csv_is_flat_with_a_column_per_descriptor(app_server, ds):
     with app_server.client() as c:
         h = token(c, ds["db"], ds["admin"])
         r = c.get(f"/projects/{ds['project']}/export", params={"format": "csv", "classes": "MEL"}, headers=h)
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.headers["content-type"] == "text/csv; charset=utf-8"
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert len(rows) == 1
     row = rows[0]
@@ -123,6 +123,11 @@ def test_refusals_export_and_audit_nothing(app_server, ds):
         assert r.status_code == 400 and r.json()["code"] == "22023"
         r = c.get(f"/projects/{ds['project']}/export", params={"classes": "XX"}, headers=admin)
         assert r.status_code == 400 and "XX" in r.json()["message"]
+        # a misspelt filter (class= for classes=) is refused, not ignored into a full export
+        r = c.get(f"/projects/{ds['project']}/export", params={"format": "isic", "class": "MEL"}, headers=admin)
+        assert r.status_code == 400 and r.json()["details"]["field"] == "class"
+        r = c.get(f"/projects/{ds['project']}/images/1/seg", params={"fmt": "x"}, headers=admin)
+        assert r.status_code == 400 and r.json()["details"]["field"] == "fmt"
         assert c.get("/projects/99999999/export", headers=admin).status_code == 404
     assert exports_audited(ds) == before
     with app_server.client() as c:

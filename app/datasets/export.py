@@ -178,12 +178,21 @@ WRITERS = {"jsonl": jsonl, "csv": csv_rows, "coco": coco,
                export_masks.isic(records(call, project, filters), manifest),
            "dicom_seg": lambda call, project, filters, manifest, storage=None:
                export_masks.dicom_segs(records(call, project, filters), manifest, storage)}
-MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8", "coco": "application/json",
+# text/csv without a charset: the server adds "; charset=utf-8" to text types itself (twice, if it is named here)
+MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv", "coco": "application/json",
          "isic": "application/zip", "dicom_seg": "application/zip"}
 EXT = {"jsonl": "jsonl", "csv": "csv", "coco": "json", "isic": "zip", "dicom_seg": "zip"}
 
 
+QUERY = ("format", "classes", "rule_ids", "image_ids", "batch", "from", "to", "gold")
+
+
 def filters_from(params: dict[str, str]) -> dict:
+    # a misspelt filter (class= for classes=) must not quietly export everything
+    unknown = sorted(set(params) - set(QUERY))
+    if unknown:
+        raise ApiError(400, "22023", f"{unknown[0]} is not a parameter of an export ({', '.join(QUERY)})",
+                       details={"field": unknown[0]})
     f: dict[str, Any] = {}
     if params.get("classes"):
         f["classes"] = [c.strip() for c in params["classes"].split(",") if c.strip()]

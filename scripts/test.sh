@@ -8,12 +8,14 @@ PY=${PY:-.venv/bin/python}
 major=$("$PY" -c 'from app.ops.cluster import pg_bin; print(pg_bin().parent.name)') || exit 2
 sharedir=/usr/share/postgresql/$major/extension
 # What the tests need from Debian: pgTAP + pg_prove, chromium for the browser tests (Playwright drives it), and
-# Orthanc with its DICOMweb plugin for the PACS round trip.
+# Orthanc with its DICOMweb plugin for the PACS round trip; Maven and a JDK for the official Flyway engine.
 pkgs=""
 [[ -f $sharedir/pgtap.control ]] && command -v pg_prove >/dev/null \
     || pkgs="postgresql-$major-pgtap libtap-parser-sourcehandler-pgtap-perl"
 [[ -x /usr/bin/chromium ]] || pkgs="$pkgs chromium"
 [[ -x /usr/sbin/Orthanc && -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]] || pkgs="$pkgs orthanc orthanc-dicomweb"
+# the official Flyway engine (tests/test_flyway_engine.py) is fetched by Maven and compiled with the JDK
+command -v mvn >/dev/null && command -v javac >/dev/null || pkgs="$pkgs maven default-jdk-headless"
 if [[ -n $pkgs ]]; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
         echo "installing $pkgs"

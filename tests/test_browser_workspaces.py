@@ -105,6 +105,10 @@ def test_annotate_review_edit_approve_in_the_browser(app_server, ws, tmp_path):
         page.keyboard.press("Enter")
         expect(page.locator("#annotation")).to_contain_text("Melanoma (MEL)")
         expect(page.locator("#annotation")).to_contain_text("irregular")
+        # the annotator's labels and form order, not raw keys: "Colours" before "Border", "dark brown" not dark_brown
+        expect(page.locator("#annotation dt").nth(1)).to_have_text("Colours")
+        expect(page.locator("#annotation dt").nth(2)).to_have_text("Border")
+        assert "_" not in page.locator("#annotation dd").nth(1).inner_text()
         assert screenshot(page, tmp_path, "reviewer-workspace").stat().st_size > 10_000
         page.click("#changes-btn")  # without a comment: refused, nothing sent
         expect(page.locator("#decision-error")).to_be_visible()
@@ -126,7 +130,8 @@ def test_annotate_review_edit_approve_in_the_browser(app_server, ws, tmp_path):
     with signed_in_page(url, ws["rev"], PASSWORD) as page:
         page.goto(f"/review?project={ws['project']}")
         page.click("#start-btn")
-        expect(page.locator("#history")).to_contain_text("colours")  # the diff between revisions 1 and 2
+        expect(page.locator("#history")).to_contain_text("Colours: ")  # the diff between revisions 1 and 2
+        expect(page.locator("#history")).to_contain_text("blue grey")
         page.locator("body").press("a")
         expect(page.locator("#start-message")).to_contain_text("Nothing to review")
         assert item_state(ws) == ("done", 2)

@@ -46,7 +46,10 @@ class ImportRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 async def _source(state: State, caller, project_id: int, rid: str) -> str:
     out = await rpc.call(state.pool, state.catalog.get("dicomweb_source"), caller, {"project_id": project_id}, rid)
-    return msgspec.json.decode(out)["base_url"]
+    base = msgspec.json.decode(out)["base_url"]
+    if not base:
+        raise ApiError(404, "P0002", f"project {project_id} has no DICOMweb source: set one with set_dicomweb_source")
+    return base
 
 
 def _value(attr: dict | None):

@@ -60,15 +60,13 @@ BEGIN
     PERFORM core.require_project_role('admin', project_id);
     SELECT jsonb_build_object('project_id', s.project_id, 'base_url', s.base_url, 'updated_at', s.updated_at)
       INTO doc FROM core.dicomweb_source s WHERE s.project_id = dicomweb_source.project_id;
-    IF doc IS NULL THEN
-        RAISE EXCEPTION 'project % has no DICOMweb source: set one with set_dicomweb_source', project_id
-            USING ERRCODE = 'P0002';
-    END IF;
-    RETURN doc;
+    -- none set yet is an answer, not an error (the admin page asks on every load)
+    RETURN coalesce(doc, jsonb_build_object('project_id', project_id, 'base_url', NULL, 'updated_at', NULL));
 END
 $$;
 COMMENT ON FUNCTION api.dicomweb_source(bigint) IS
-    'Admin: the DICOMweb base URL configured for the project (404 when none is).';
+    'Admin: the DICOMweb base URL configured for the project ({project_id, base_url, updated_at}; base_url null '
+    'while none is set).';
 
 GRANT EXECUTE ON FUNCTION api.dicom_deid_key(bigint), api.set_dicomweb_source(bigint, text),
                           api.dicomweb_source(bigint) TO dl_admin;

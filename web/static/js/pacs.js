@@ -20,9 +20,9 @@ async function call(method, path, body) {
 async function loadSource() {
   try {
     const s = await rpc("dicomweb_source", { project_id: project });
-    $("pacs-source").base_url.value = s.base_url;
+    $("pacs-source").base_url.value = s.base_url || "";  // null: none configured yet
   } catch (e) {
-    if (e.status !== 404) status(e.message);  // 404: none configured yet
+    status(e.message);
   }
 }
 

@@ -14,6 +14,22 @@ const project = Number($("workspace").dataset.project);
 const { viewer, show: showImage, keys: viewerKeys, maskUi } = setupViewer({ readOnly: true, project });
 let item = null;
 let tree = null;
+// the project's descriptor schema: the annotator's form order, labels and units (not raw keys)
+let fields = [];
+const schemaReady = rpc("descriptor_schema", { project_id: project }).then((f) => { fields = f || []; }).catch(() => {});
+const fieldOf = (k) => fields.find((f) => f.key === k);
+const fieldName = (k) => fieldOf(k)?.label || k.replaceAll("_", " ");
+function fieldValue(k, v) {
+  if (v === null || v === undefined) return "—";
+  const f = fieldOf(k);
+  const word = (x) => (typeof x === "boolean" ? (x ? "yes" : "no") : String(x).replaceAll("_", " "));
+  const text = Array.isArray(v) ? v.map(word).join(", ") : word(v);
+  return f?.unit && typeof v === "number" ? `${text} ${f.unit}` : text;
+}
+function descriptorKeys(...contents) {
+  const present = new Set(contents.flatMap((c) => Object.keys(c?.descriptors || {})));
+  return [...fields.map((f) => f.key).filter((k) => present.has(k)), ...[...present].filter((k) => !fieldOf(k))];
+}
 
 async function start() {
   $("start-message").textContent = "";
@@ -27,6 +43,7 @@ async function start() {
   }
   item = out.item;
   tree = await taxonomyNodes(project);
+  await schemaReady;
   $("start").hidden = true;
   $("review").hidden = false;
   $("item-title").textContent = `Item ${item.id} · revision ${item.revision_seq} · stage ${item.review_stage}`;
@@ -57,7 +74,7 @@ function renderAnnotation(c) {
     dl.append(dt, dd);
   };
   add("Class", c.class ? className(c.class) : "—");
-  for (const [k, v] of Object.entries(c.descriptors || {})) add(k.replaceAll("_", " "), Array.isArray(v) ? v.join(", ") : String(v));
+  for (const k of descriptorKeys(c)) add(fieldName(k), fieldValue(k, c.descriptors[k]));
   if (c.confidence) add("Confidence", c.confidence);
   add("Description", c.description ? markdown(c.description) : "—", true);  // escaped before rendering
   const kinds = {};
@@ -106,10 +123,9 @@ function showPrevious(revisions) {
 function diff(a = {}, b = {}) {
   const out = [];
   if (a.class !== b.class) out.push(`class: ${a.class ? className(a.class) : "—"} → ${b.class ? className(b.class) : "—"}`);
-  const keys = new Set([...Object.keys(a.descriptors || {}), ...Object.keys(b.descriptors || {})]);
-  for (const k of keys) {
-    const x = JSON.stringify(a.descriptors?.[k] ?? null), y = JSON.stringify(b.descriptors?.[k] ?? null);
-    if (x !== y) out.push(`${k}: ${x} → ${y}`);
+  for (const k of descriptorKeys(a, b)) {
+    const x = a.descriptors?.[k] ?? null, y = b.descriptors?.[k] ?? null;
+    if (JSON.stringify(x) !== JSON.stringify(y)) out.push(`${fieldName(k)}: ${fieldValue(k, x)} → ${fieldValue(k, y)}`);
   }
   if ((a.description || "") !== (b.description || "")) out.push("description changed");
   if (JSON.stringify(a.regions || []) !== JSON.stringify(b.regions || [])) {

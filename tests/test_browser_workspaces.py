@@ -116,6 +116,7 @@ def test_annotate_review_edit_approve_in_the_browser(app_server, ws, tmp_path):
         page.fill("#comment", "Blue-grey areas are present: add them to the colours.")
         page.click("#changes-btn")
         expect(page.locator("#start-message")).to_contain_text("Nothing to review")
+        expect(page.locator("#canvas")).to_be_hidden()  # the decided item's image is not left on screen
         assert item_state(ws) == ("edits_requested", 1)
 
     with signed_in_page(url, ws["ann"], PASSWORD) as page:

@@ -37,11 +37,14 @@ async function start() {
   if (out.error || !out.item) {
     $("start-message").textContent = out.error || "Nothing to review right now.";
     $("review").hidden = true;
+    // the last item's image goes too: nothing on screen may look like work still to review
+    document.querySelector(".viewer-pane .stage").classList.add("idle");
     $("start").hidden = false;
     $("start-btn").focus();
     return;
   }
   item = out.item;
+  document.querySelector(".viewer-pane .stage").classList.remove("idle");
   tree = await taxonomyNodes(project);
   await schemaReady;
   $("start").hidden = true;
@@ -55,6 +58,7 @@ async function start() {
   renderHistory(item.revisions || [], item.reviews || []);
   showPrevious(item.revisions || []);
   renderAi($("ai-panel"), item.ai);
+  document.querySelector(".side").scrollTop = 0;  // each item from the top of the panel
   const hints = item.hints || [];
   $("hints").hidden = !hints.length;
   $("hint-list").replaceChildren(...hints.map((h) => { const li = document.createElement("li"); li.textContent = h.message; return li; }));

@@ -84,6 +84,8 @@ async function open(next) {
   await showImage(item);
   await fill(content);
   await maskUi.open(item);
+  // every item opens at the top of the side panel: a reviewer's comment is never left scrolled off-screen
+  document.querySelector(".side").scrollTop = 0;
   lockExpires = item.lock_expires_at ? new Date(item.lock_expires_at) : null;
   dirty = false;
   $("save-state").textContent = item.draft ? "Draft restored" : "Not saved yet";

@@ -13,12 +13,13 @@ ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-
 
 
 @contextmanager
-def signed_in_page(base_url: str, email: str, password: str) -> Iterator[Page]:
-    """A page whose browser context holds the session cookies of a real sign-in."""
+def signed_in_page(base_url: str, email: str, password: str, **context_options) -> Iterator[Page]:
+    """A page whose browser context holds the session cookies of a real sign-in (context_options: Playwright's, e.g.
+    locale and timezone_id)."""
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
-            context = browser.new_context(base_url=base_url)
+            context = browser.new_context(base_url=base_url, **context_options)
             r = context.request.post("/auth/login", data={"email": email, "password": password})
             assert r.status == 200, r.text()
             yield context.new_page()

@@ -60,7 +60,8 @@ def people(database_url):
 @pytest.mark.parametrize("who,path", [("ann", "/login"), ("ann", "/"), ("ann", "/work?project={p}"),
                                       ("rev", "/review?project={p}"), ("admin", "/admin?project={p}"),
                                       ("admin", "/dashboard?project={p}"), ("ann", "/admin?project={p}"),
-                                      ("op", "/organizations")])
+                                      ("op", "/organizations"), ("ana", "/dashboard?project={p}&period=7d"),
+                                      ("admin", "/schema")])
 def test_every_page_has_labels_and_readable_contrast(app_server, people, who, path):
     with signed_in_page(app_server.url, people["emails"][who], PASSWORD) as page:
         page.set_viewport_size({"width": 1280, "height": 800})

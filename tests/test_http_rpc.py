@@ -1,6 +1,7 @@
 """The RPC surface over HTTP: the full cycle, every error class, bad input changes nothing, runtime reload."""
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -189,7 +190,10 @@ def test_the_schema_page_lists_every_endpoint_for_people(app_server):
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "<code>POST | GET /rpc/search_taxonomy</code>" in page.text
     assert "<code>POST /rpc/next_item</code>" in page.text
-    assert "Type-ahead over the project" in page.text and "<script" not in page.text
+    assert "Type-ahead over the project" in page.text
+    # under the app's top bar (a sign-in link for someone not signed in); no script but the app's own sign-out module
+    assert 'href="/login?next=/schema"' in page.text
+    assert re.findall(r"<script[^>]*>", page.text) == ['<script type="module" src="/static/js/chrome.js">']
     assert css.status_code == 200
 
 

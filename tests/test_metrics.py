@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import threading
 import time
 import uuid
@@ -153,12 +154,18 @@ def test_dashboard_page_and_csv(app_server, world):
         c.post("/rpc/refresh_metrics", headers=admin)
         r = c.get("/dashboard", params={"project": world["project"]}, headers=admin)
         assert r.status_code == 200 and "<svg" in r.text and "Queue by status" in r.text
-        assert "<script" not in r.text  # charts are drawn on the server
+        # charts are drawn on the server; the page's only scripts are the app's own modules (sign-out, times in the
+        # viewer's locale, Refresh now)
+        assert set(re.findall(r"<script[^>]*>", r.text)) == {
+            '<script type="module" src="/static/js/chrome.js">', '<script type="module" src="/static/js/dashboard.js">'}
         r = c.get("/dashboard/queue_by_status.csv", params={"project": world["project"]}, headers=admin)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(r.text)))
         assert {row["status"]: row["items"] for row in rows}["done"] == "3"
         r = c.get("/dashboard/pg_authid.csv", params={"project": world["project"]}, headers=admin)
         assert r.status_code == 400 and r.json()["details"]["field"] == "view"  # SQL knows the views
-        anon = c.get("/dashboard", params={"project": world["project"]})
+    with app_server.client() as c:
+        anon = c.get("/dashboard", params={"project": world["project"]})  # a page: sign in first
+        assert anon.status_code == 302 and anon.headers["location"].startswith("/login?next=/dashboard")
+        anon = c.get("/dashboard/queue_by_status.csv", params={"project": world["project"]})
         assert anon.status_code == 401 and json.loads(anon.text)["code"]

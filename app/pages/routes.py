@@ -3,56 +3,16 @@ workspaces then talk to /rpc/* with the session cookie and the CSRF header (web/
 sees follows their roles; what they may do is decided in SQL on every call."""
 from __future__ import annotations
 
-from urllib.parse import quote
-
-import msgspec
-import psycopg
 from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.response import Redirect, Template
 
-from ..auth.tokens import ANONYMOUS, Caller, identify
-from ..rpc import calls as rpc
-from ..server.errors import ApiError
-from ..server.request import request_id
-
-# (path, label, roles that see it) - the navigation, role-aware
-NAV = [("/work", "Annotate", {"annotator"}), ("/review", "Review", {"reviewer"}), ("/admin", "Admin", {"admin"}),
-       ("/dashboard", "Metrics", {"admin", "analyst"}), ("/organizations", "Organizations", {"operator"}),
-       ("/schema", "API", None)]
-
-
-def _roles(me: dict) -> set[str]:
-    """The kinds of work the person does somewhere (from api.me), and operator for the installation's operator."""
-    return set(me["roles"]) | ({"operator"} if me.get("operator") else set())
-
-
-def _caller(request: Request, state: State) -> Caller:
-    try:
-        return identify(request, state.tokens)
-    except ApiError:
-        return ANONYMOUS
-
-
-async def _me(request: Request, state: State, caller: Caller) -> dict | None:
-    try:
-        out = await rpc.call(state.pool, state.catalog.get("me"), caller, {}, request_id(request))
-    except psycopg.Error:
-        return None  # a revoked session, a deactivated account: sign in again
-    return msgspec.json.decode(out)
-
-
-def _to_login(request: Request) -> Redirect:
-    return Redirect(f"/login?next={quote(request.url.path + ('?' + request.url.query if request.url.query else ''))}")
-
-
-def _nav(roles: set[str], project: int | None) -> list[dict]:
-    items = []
-    for path, label, need in NAV:
-        if need is None or roles & need:
-            href = f"{path}?project={project}" if project and path != "/schema" else path
-            items.append({"href": href, "label": label})
-    return items
+from .chrome import NAV
+from .chrome import caller_of as _caller
+from .chrome import me_of as _me
+from .chrome import nav as _nav
+from .chrome import roles_of as _roles
+from .chrome import to_login as _to_login
 
 
 async def _page(request: Request, state: State, template: str, role: str, title: str) -> Response:

@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.response import Template
 
 from ..auth.tokens import identify
+from ..pages.chrome import top_bar
 from ..server import errors, strictjson
 from ..server.errors import JSON, ApiError
 from ..server.request import MAX_JSON_DEPTH, client_ip, json_body, request_id
@@ -64,8 +65,9 @@ async def rpc_get(request: Request, state: State, fn: str) -> Response[bytes]:
 
 
 @get("/schema")
-async def schema_page(state: State) -> Template:
-    """The API reference for people, from the same document as /schema/openapi.json (no scripts, no CDN)."""
+async def schema_page(request: Request, state: State) -> Template:
+    """The API reference for people, from the same document as /schema/openapi.json (no CDN), under the app's top
+    bar: the way back to the pages and sign-out for someone signed in, a sign-in link for anyone else."""
     doc = document(state.catalog)
     paths = []
     for path, ops in doc["paths"].items():
@@ -80,7 +82,8 @@ async def schema_page(state: State) -> Template:
         paths.append({"path": path, "id": path.strip("/").replace("/", "-"), "name": path.rsplit("/", 1)[-1],
                       "methods": [m.upper() for m in ops], "description": op.get("description") or op["summary"],
                       "args": args})
-    return Template(template_name="schema.html", context={"doc": doc, "paths": paths})
+    return Template(template_name="schema.html",
+                    context={**await top_bar(request, state), "title": "API", "doc": doc, "paths": paths})
 
 
 @get("/schema/openapi.json")

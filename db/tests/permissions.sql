@@ -69,7 +69,7 @@ SELECT set_eq($$
         ('image_file', '{annotator,reviewer,admin}'), ('image_access', '{admin,analyst}'), ('erase_image', '{admin}'), ('erase_person', '{admin}'), ('set_retention', '{admin}'), ('set_consent_required', '{admin}'), ('withdraw_consent', '{admin}'), ('save_template', '{annotator,reviewer}'), ('my_templates', '{annotator,reviewer}'),
         ('delete_template', '{annotator,reviewer}'),
         ('set_gold', '{admin}'), ('create_consistency_rule', '{admin}'), ('set_consistency_rule_active', '{admin}'),
-        ('refresh_metrics', '{admin}'), ('metrics', '{admin,analyst}'),
+        ('refresh_metrics', '{admin}'), ('metrics', '{admin,analyst}'), ('dashboard_context', '{admin,analyst}'),
         ('rerun_ai', '{admin}'), ('ai_status', '{admin}'), ('configure_red_flags', '{admin}'),
         ('set_quality_thresholds', '{admin}'),
         ('project_overview', '{admin}'), ('list_users', '{admin}'),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
+import threading
+import time
 from dataclasses import replace
 
 from . import config
@@ -197,15 +200,44 @@ def cmd_run(s: config.Settings) -> int:
     cmd_seed(s)
     from .seed import OPERATOR, ORGANIZATION, PASSWORD, USERS
 
+    if not _port_free(s.server.host, s.server.port):
+        print(f"error: port {s.server.port} on {s.server.host} is taken (another DermLabel, or another program): "
+              f"stop it, or choose another with DL_PORT", file=sys.stderr)
+        return 2
     _companions(s)
     logins = "\n".join([f"  {OPERATOR[0]:<26} operator (creates organizations)"] + [
         f"  {email:<26} {', '.join(roles)}" for email, _, roles, _, _ in USERS])
-    print(f"\nDermLabel is up: http://{s.server.host}:{s.server.port}/healthz\n"
-          f"Demo logins in '{ORGANIZATION}' (password '{PASSWORD}'):\n{logins}\n"
-          f"AI: reference service and worker started (jobs: SELECT stage, status, count(*) FROM core.ai_job "
-          f"GROUP BY 1, 2)\n"
-          f"psql: psql '{s.database_url}'\nCtrl-C stops the app; `make stop` stops PostgreSQL.\n", flush=True)
+    banner = (f"\nDermLabel is up: http://{s.server.host}:{s.server.port}/healthz\n"
+              f"Demo logins in '{ORGANIZATION}' (password '{PASSWORD}'):\n{logins}\n"
+              f"AI: reference service and worker started (jobs: SELECT stage, status, count(*) FROM core.ai_job "
+              f"GROUP BY 1, 2)\n"
+              f"psql: psql '{s.database_url}'\nCtrl-C stops the app; `make stop` stops PostgreSQL.\n")
+    # "up" only once the port answers: a newcomer who opens the link at once must not meet a refused connection
+    threading.Thread(target=_announce, args=(s.server.host, s.server.port, banner), daemon=True).start()
     return cmd_serve(s)
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _announce(host: str, port: int, banner: str, wait: float = 120.0) -> None:
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((target, port), timeout=1).close()
+        except OSError:
+            time.sleep(0.1)
+            continue
+        print(banner, flush=True)
+        return
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,3 +58,28 @@ def test_run_starts_everything_and_the_demo_gets_ai_suggestions():
     for name in ("ai-reference", "worker"):
         ps = subprocess.run(["pgrep", "-s", str(proc.pid), "-f", f"app {name}"], capture_output=True, text=True)
         assert not ps.stdout.strip(), f"{name} still running after Ctrl-C"
+
+
+def test_run_refuses_a_taken_port_without_announcing_itself():
+    """`make run` with the app's port already taken says so and stops, instead of printing "DermLabel is up"."""
+    import socket
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="dermlabel-run-"))
+    tmp_path.chmod(0o755)
+    port, ai_port, pg_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DL_DATA_DIR", "DL_PG_PORT")}
+    env.update({"DL_DATA_DIR": str(tmp_path / "data"), "DL_PORT": str(port), "DL_AI_PORT": str(ai_port),
+                "DL_PG_PORT": str(pg_port), "DL_PG_OPTIONS": "-c fsync=off -c max_connections=50"})
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", port))
+    squatter.listen()
+    try:
+        r = subprocess.run([sys.executable, "-m", "app", "run"], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=180)
+    finally:
+        squatter.close()
+        subprocess.run([sys.executable, "-m", "app", "cluster", "stop"], cwd=ROOT, env=env, capture_output=True)
+        shutil.rmtree(tmp_path, ignore_errors=True)
+    assert r.returncode == 2
+    assert f"port {port}" in r.stderr and "DL_PORT" in r.stderr
+    assert "DermLabel is up" not in r.stdout

@@ -108,3 +108,11 @@ def test_the_readme_links_to_every_audience_page():
     readme_links = {t.partition("#")[0] for t in links(ROOT / "README.md")}
     for page in [*AUDIENCE_PAGES, "docs/web-ui.md", "docs/architecture.md"]:
         assert page in readme_links, f"README.md does not link to {page}"
+
+
+def test_the_readme_prints_what_make_run_applies():
+    """The README's `make run` block names the migrations a fresh run applies and the schema version it reaches."""
+    versioned = sorted(int(re.match(r"V(\d+)__", p.name).group(1)) for p in (ROOT / "db" / "migrations").glob("V*.sql"))
+    repeatable = list((ROOT / "db" / "functions").glob("R__*.sql"))
+    line = f"applied {len(versioned) + len(repeatable)} migration(s); schema version {versioned[-1]}"
+    assert line in (ROOT / "README.md").read_text()

@@ -126,4 +126,55 @@ CREATE FUNCTION tests.content(p_class bigint) RETURNS jsonb LANGUAGE sql AS $$
                               'regions', '[{"type": "bbox", "x": 10, "y": 10, "w": 100, "h": 80, "label": "lesion"}]'::jsonb)
 $$;
 
+-- As p_user, takes every item next_item hands out in the project and submits for it p_by_rank -> k, k being its
+-- image's rank among the project's images by id, from 0: what this annotator answers for each image.
+CREATE FUNCTION tests.annotate_all(p_user bigint, p_project bigint, p_by_rank jsonb) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    it jsonb;
+    n integer := 0;
+BEGIN
+    PERFORM tests.act_as(p_user, 'annotator');
+    LOOP
+        it := api.next_item(p_project) -> 'item';
+        EXIT WHEN it IS NULL OR it = 'null'::jsonb;
+        PERFORM api.submit_annotation((it ->> 'id')::bigint,
+            p_by_rank -> (SELECT count(*)::integer - 1 FROM core.image i
+                           WHERE i.project_id = p_project AND i.id <= (it -> 'image' ->> 'id')::bigint));
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+-- As p_reviewer, approves everything next_review hands out in the project; how many.
+CREATE FUNCTION tests.approve_all(p_reviewer bigint, p_project bigint) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    it jsonb;
+    n integer := 0;
+BEGIN
+    PERFORM tests.act_as(p_reviewer, 'reviewer');
+    LOOP
+        it := api.next_review(p_project) -> 'item';
+        EXIT WHEN it IS NULL OR it = 'null'::jsonb;
+        PERFORM api.approve((it ->> 'id')::bigint);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+-- As the annotator acting, next_item until it hands out an item (a gold check, where nothing else is left).
+CREATE FUNCTION tests.until_gold(p_project bigint) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    doc jsonb;
+BEGIN
+    FOR i IN 1..60 LOOP  -- at rate 0.5, 60 misses in a row has probability 2^-60
+        doc := api.next_item(p_project);
+        EXIT WHEN doc -> 'item' IS NOT NULL AND doc -> 'item' <> 'null'::jsonb;
+    END LOOP;
+    RETURN doc;
+END
+$$;
+
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA tests TO PUBLIC;

@@ -16,40 +16,11 @@ INSERT INTO core.ai_suggestion (image_id, stage, model_name, model_version, payl
 SELECT id, 'crop', 'm', '1', '{"box": {"x": 0, "y": 0, "width": 10, "height": 10},
                                "mask": {"size": [800, 1000], "counts": "\\al4b1^g000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000dbRa0"}}', 1
   FROM imgs WHERE rank = 1;
-CREATE FUNCTION pg_temp.annotate(p_user bigint, p_project bigint, p_mel bigint, p_nev bigint) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    it jsonb;
-    r int;
-BEGIN
-    PERFORM tests.act_as(p_user, 'annotator');
-    LOOP
-        it := api.next_item(p_project) -> 'item';
-        EXIT WHEN it IS NULL OR it = 'null'::jsonb;
-        SELECT rank INTO r FROM imgs WHERE id = (it -> 'image' ->> 'id')::bigint;
-        PERFORM api.submit_annotation((it ->> 'id')::bigint,
-            tests.content(CASE WHEN r = 1 THEN p_mel ELSE p_nev END)
-            || CASE WHEN r = 1 THEN '{"regions": [{"type": "mask", "label": "lesion",
-                                                    "rle": {"size": [800, 1000], "counts": "\\cS6b1^g000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000d`k?"}}]}'::jsonb
-                    ELSE '{}'::jsonb END);
-    END LOOP;
-END
-$$;
-CREATE FUNCTION pg_temp.approve_all(p_reviewer bigint, p_project bigint) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    it jsonb;
-BEGIN
-    PERFORM tests.act_as(p_reviewer, 'reviewer');
-    LOOP
-        it := api.next_review(p_project) -> 'item';
-        EXIT WHEN it IS NULL OR it = 'null'::jsonb;
-        PERFORM api.approve((it ->> 'id')::bigint);
-    END LOOP;
-END
-$$;
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pg_temp TO PUBLIC;
-SELECT pg_temp.annotate(:a1, :project, :mel, :nev);
-SELECT pg_temp.approve_all(:r1, :project);
+-- image 1: MEL taken, with a lesion mask; images 2 and 3: NV
+SELECT tests.annotate_all(:a1, :project, jsonb_build_array(
+    tests.content(:mel) || '{"regions": [{"type": "mask", "label": "lesion", "rle": {"size": [800, 1000], "counts": "\\cS6b1^g000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000d`k?"}}]}'::jsonb,
+    tests.content(:nev), tests.content(:nev)));
+SELECT tests.approve_all(:r1, :project);
 SELECT tests.as_superuser();
 SELECT is((SELECT count(*)::int FROM core.ai_outcome WHERE project_id = :project), 3, 'core.ai_outcome: one row per approved item shown an AI class');
 SELECT results_eq(format($$SELECT accepted, distance, mask_iou FROM core.ai_outcome o JOIN imgs i ON i.id = o.image_id

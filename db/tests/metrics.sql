@@ -109,18 +109,7 @@ SELECT throws_ok(format($$SELECT api.update_work_rule(%s, '{"gold_rate": 0.9}')$
                  'gold_rate: must be between 0 and 0.5', 'at most half of a queue is gold');
 
 SELECT tests.act_as(:a3, 'annotator');
-CREATE FUNCTION pg_temp.until_gold(p_project bigint) RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-    doc jsonb;
-BEGIN
-    FOR i IN 1..60 LOOP  -- at rate 0.5, 60 misses in a row has probability 2^-60
-        doc := api.next_item(p_project);
-        EXIT WHEN doc -> 'item' IS NOT NULL AND doc -> 'item' <> 'null'::jsonb;
-    END LOOP;
-    RETURN doc;
-END
-$$;
-SELECT pg_temp.until_gold(:project) AS gold_doc \gset
+SELECT tests.until_gold(:project) AS gold_doc \gset
 SELECT is((:'gold_doc'::jsonb -> 'item' -> 'image' ->> 'id')::bigint, :img1::bigint,
           'a3 (who never saw image 1) is handed the gold image');
 SELECT ok(NOT (:'gold_doc'::jsonb -> 'item') ?| ARRAY['gold_check', 'gold', 'reference'],

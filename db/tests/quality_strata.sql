@@ -21,45 +21,16 @@ SELECT throws_ok(format($$SELECT api.set_quality_strata(%s, '{skin}')$$, :projec
 
 SELECT tests.as_superuser();
 SELECT id AS img1 FROM core.image WHERE project_id = :project ORDER BY id LIMIT 1 \gset
-CREATE TEMP TABLE plan_of (rank int, annotator bigint, class bigint, skin text);
-GRANT SELECT ON plan_of TO PUBLIC;
--- image rank 1: MEL/MEL, 2: NV/NV (type I); 3: MEL/NV, 4: NV/MEL (type V)
-INSERT INTO plan_of VALUES (1, :a1, :mel, 'I'), (1, :a2, :mel, 'I'), (2, :a1, :nev, 'I'), (2, :a2, :nev, 'I'),
-                           (3, :a1, :mel, 'V'), (3, :a2, :nev, 'V'), (4, :a1, :nev, 'V'), (4, :a2, :mel, 'V');
-CREATE FUNCTION pg_temp.annotate(p_user bigint, p_project bigint) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    it jsonb;
-    p plan_of;
-BEGIN
-    PERFORM tests.act_as(p_user, 'annotator');
-    LOOP
-        it := api.next_item(p_project) -> 'item';
-        EXIT WHEN it IS NULL OR it = 'null'::jsonb;
-        SELECT * INTO p FROM plan_of
-         WHERE annotator = p_user
-           AND rank = (SELECT count(*) FROM core.image i WHERE i.project_id = p_project
-                        AND i.id <= (it -> 'image' ->> 'id')::bigint);
-        PERFORM api.submit_annotation((it ->> 'id')::bigint, jsonb_build_object(
-            'class', p.class, 'descriptors', jsonb_build_object('colours', '["brown"]'::jsonb, 'skin', p.skin)));
-    END LOOP;
-END
-$$;
-CREATE FUNCTION pg_temp.approve_all(p_reviewer bigint, p_project bigint) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    it jsonb;
-BEGIN
-    PERFORM tests.act_as(p_reviewer, 'reviewer');
-    LOOP
-        it := api.next_review(p_project) -> 'item';
-        EXIT WHEN it IS NULL OR it = 'null'::jsonb;
-        PERFORM api.approve((it ->> 'id')::bigint);
-    END LOOP;
-END
+-- image rank 0: MEL/MEL, 1: NV/NV (type I); 2: MEL/NV, 3: NV/MEL (type V)
+CREATE FUNCTION pg_temp.read(p_class bigint, p_skin text) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('class', p_class, 'descriptors', jsonb_build_object('colours', '["brown"]'::jsonb, 'skin', p_skin))
 $$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pg_temp TO PUBLIC;
-SELECT pg_temp.annotate(:a1, :project);
-SELECT pg_temp.annotate(:a2, :project);
-SELECT pg_temp.approve_all(:r1, :project);
+SELECT tests.annotate_all(:a1, :project, jsonb_build_array(pg_temp.read(:mel, 'I'), pg_temp.read(:nev, 'I'),
+                                                          pg_temp.read(:mel, 'V'), pg_temp.read(:nev, 'V')));
+SELECT tests.annotate_all(:a2, :project, jsonb_build_array(pg_temp.read(:mel, 'I'), pg_temp.read(:nev, 'I'),
+                                                          pg_temp.read(:nev, 'V'), pg_temp.read(:mel, 'V')));
+SELECT tests.approve_all(:r1, :project);
 SELECT tests.as_superuser();
 SELECT is((SELECT count(*)::int FROM core.work_item WHERE project_id = :project AND status = 'done'), 8, 'eight reads approved');
 
@@ -74,18 +45,7 @@ SELECT tests.act_as(:admin, 'admin');
 SELECT api.set_gold(:img1);
 SELECT api.update_work_rule(:rule, '{"gold_rate": 0.5}');
 SELECT tests.act_as(:a3, 'annotator');
-CREATE FUNCTION pg_temp.until_gold(p_project bigint) RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-    doc jsonb;
-BEGIN
-    FOR i IN 1..60 LOOP  -- at rate 0.5, 60 misses in a row has probability 2^-60
-        doc := api.next_item(p_project);
-        EXIT WHEN doc -> 'item' IS NOT NULL AND doc -> 'item' <> 'null'::jsonb;
-    END LOOP;
-    RETURN doc;
-END
-$$;
-SELECT api.submit_annotation((pg_temp.until_gold(:project) -> 'item' ->> 'id')::bigint,
+SELECT api.submit_annotation((tests.until_gold(:project) -> 'item' ->> 'id')::bigint,
                              jsonb_build_object('class', :nev, 'descriptors', '{"colours": ["brown"], "skin": "I"}'::jsonb));
 SELECT tests.as_superuser();
 REFRESH MATERIALIZED VIEW metrics.quality_by_stratum;

@@ -14,40 +14,16 @@ INSERT INTO plan_of VALUES
                {"type": "mask", "label": "lesion", "rle": {"size": [800, 1000], "counts": "hZe>T3le000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000XiY7"}}]'),
     (2, :a1, '[{"type": "mask", "label": "lesion", "rle": {"size": [800, 1000], "counts": "\\al4b1^g000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000dbRa0"}}]'),
     (2, :a2, '[{"type": "mask", "label": "vessels", "rle": {"size": [800, 1000], "counts": "\\cS6b1^g000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000d`k?"}}]');
-CREATE FUNCTION pg_temp.annotate(p_user bigint, p_project bigint) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    it jsonb;
-BEGIN
-    PERFORM tests.act_as(p_user, 'annotator');
-    LOOP
-        it := api.next_item(p_project) -> 'item';
-        EXIT WHEN it IS NULL OR it = 'null'::jsonb;
-        PERFORM api.submit_annotation((it ->> 'id')::bigint, tests.content((SELECT min(id) FROM core.taxonomy_node
-                                                                             WHERE project_id = p_project AND code = 'MEL'))
-            || jsonb_build_object('regions', (SELECT regions FROM plan_of WHERE annotator = p_user
-                AND rank = (SELECT count(*) FROM core.image i WHERE i.project_id = p_project
-                             AND i.id <= (it -> 'image' ->> 'id')::bigint))));
-    END LOOP;
-END
+CREATE FUNCTION pg_temp.reads(p_user bigint, p_class bigint) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_agg(tests.content(p_class) || jsonb_build_object('regions', regions) ORDER BY rank)
+      FROM plan_of WHERE annotator = p_user
 $$;
-CREATE FUNCTION pg_temp.approve_all(p_reviewer bigint, p_project bigint) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    it jsonb;
-BEGIN
-    PERFORM tests.act_as(p_reviewer, 'reviewer');
-    LOOP
-        it := api.next_review(p_project) -> 'item';
-        EXIT WHEN it IS NULL OR it = 'null'::jsonb;
-        PERFORM api.approve((it ->> 'id')::bigint);
-    END LOOP;
-END
-$$;
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pg_temp TO PUBLIC;
-SELECT pg_temp.annotate(:a1, :project);
-SELECT pg_temp.annotate(:a2, :project);
+SELECT tests.annotate_all(:a1, :project, pg_temp.reads(:a1, :mel));
+SELECT tests.as_superuser();
+SELECT tests.annotate_all(:a2, :project, pg_temp.reads(:a2, :mel));
 SELECT tests.as_superuser();
 SELECT is((SELECT count(*)::int FROM core.final_mask WHERE project_id = :project), 0, 'core.final_mask: nothing before approval');
-SELECT pg_temp.approve_all(:r1, :project);
+SELECT tests.approve_all(:r1, :project);
 SELECT tests.as_superuser();
 SELECT is((SELECT count(*)::int FROM core.final_mask WHERE project_id = :project), 4,
           'core.final_mask: one row per approved read and label');

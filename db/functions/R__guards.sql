@@ -237,3 +237,18 @@ COMMENT ON FUNCTION core.extend_lock(core.work_item) IS
 -- The guards that invoker functions (item_detail, search_taxonomy, open_flags ... running as the caller) reach.
 GRANT EXECUTE ON FUNCTION core.require_project_role(text, bigint), core.in_organization(bigint), core.role_in(text, bigint)
     TO dl_annotator, dl_reviewer, dl_admin, dl_analyst;
+
+CREATE OR REPLACE FUNCTION core.require_own_org(p_organization bigint, p_missing text) RETURNS void
+LANGUAGE plpgsql SET search_path = '' AS $$
+-- An object (a key, a webhook) of an organization the caller administers themselves, the operator no exception;
+-- otherwise P0002 with p_missing, exactly as if it did not exist. Names the organization for the audit.
+BEGIN
+    IF p_organization IS NULL OR NOT p_organization = ANY (auth.admin_orgs()) THEN
+        RAISE EXCEPTION '%', p_missing USING ERRCODE = 'P0002';
+    END IF;
+    PERFORM core.in_organization(p_organization);
+END
+$$;
+COMMENT ON FUNCTION core.require_own_org(bigint, text) IS
+    'P0002 with the given message unless the caller administers the organization (a NULL one: not found); then '
+    'names it as the organization the action happens in.';

@@ -189,10 +189,7 @@ DECLARE
 BEGIN
     PERFORM core.require_signed_in();
     SELECT * INTO k FROM auth.api_key a WHERE a.id = p_key FOR UPDATE;
-    IF NOT FOUND OR NOT k.organization_id = ANY (auth.admin_orgs()) THEN
-        RAISE EXCEPTION 'API key % not found', p_key USING ERRCODE = 'P0002';
-    END IF;
-    PERFORM core.in_organization(k.organization_id);
+    PERFORM core.require_own_org(k.organization_id, format('API key %s not found', p_key));
     RETURN k;
 END
 $$;

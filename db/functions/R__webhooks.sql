@@ -64,10 +64,7 @@ DECLARE
 BEGIN
     PERFORM core.require_signed_in();
     SELECT * INTO h FROM core.webhook x WHERE x.id = p_webhook FOR UPDATE;
-    IF NOT FOUND OR NOT h.organization_id = ANY (auth.admin_orgs()) THEN
-        RAISE EXCEPTION 'webhook % not found', p_webhook USING ERRCODE = 'P0002';
-    END IF;
-    PERFORM core.in_organization(h.organization_id);
+    PERFORM core.require_own_org(h.organization_id, format('webhook %s not found', p_webhook));
     RETURN h;
 END
 $$;

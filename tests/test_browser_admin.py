@@ -101,6 +101,14 @@ def test_admin_uploads_manages_rules_flags_taxonomy_and_schema(app_server, adm, 
         page.wait_for_timeout(300)
         assert q(adm, "SELECT priority FROM core.work_rule WHERE project_id = %s AND name = 'urgent'",
                  adm["project"]) == [(9,)]
+        # a cleared priority is refused and put back: never sent as 0 (Number("") is 0)
+        page.get_by_label("Priority of urgent").fill("")
+        page.get_by_label("Priority of urgent").press("Tab")
+        expect(page.locator("#admin-error")).to_contain_text("must be a whole number")
+        expect(page.get_by_label("Priority of urgent")).to_have_value("9")
+        page.wait_for_timeout(300)
+        assert q(adm, "SELECT priority FROM core.work_rule WHERE project_id = %s AND name = 'urgent'",
+                 adm["project"]) == [(9,)]
         # generate: the items the preview promised
         page.locator("#rule-rows tr", has_text="urgent").get_by_role("button", name="Generate items").click()
         count = "SELECT count(*) FROM core.work_item w JOIN core.work_rule r ON r.id = w.rule_id " \

@@ -73,6 +73,8 @@ def parse(params: dict[str, str], today: date | None = None) -> Period:
         raise PeriodError(f"The period ends ({last.isoformat()}) before it starts ({first.isoformat()}).", "to")
     if (last - first).days >= MAX_DAYS:
         raise PeriodError("A custom period may span twenty years at most.", "from")
+    if last == date.max:  # the day after it is not a date
+        raise PeriodError("The period must end before 9999-12-31.", "to")
     return Period("custom", first, last + timedelta(days=1))
 
 

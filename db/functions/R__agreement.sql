@@ -198,6 +198,15 @@ BEGIN
     IF NOT (project_id = ANY (auth.analyst_projects()) OR project_id = ANY (auth.projects_as('admin'))) THEN
         RAISE EXCEPTION 'project % not found', project_id USING ERRCODE = 'P0002';
     END IF;
+    metric := coalesce(metric, 'nominal');
+    -- the class, or a categorical descriptor of the project's schema: anything else is a mistake, not zero images
+    IF dimension IS NULL OR NOT (dimension = 'class'
+            OR EXISTS (SELECT 1 FROM core.descriptor_field d WHERE d.project_id = agreement_interval.project_id
+                          AND 'descriptor:' || d.key = dimension)
+            OR EXISTS (SELECT 1 FROM core.final_label f WHERE f.project_id = agreement_interval.project_id
+                          AND f.dimension = agreement_interval.dimension)) THEN
+        PERFORM core.invalid('dimension', 'must be class or descriptor:<key> of this project');
+    END IF;
     SELECT array_agg(f.image_id), array_agg(f.label) INTO units, labels
       FROM core.final_label f
      WHERE f.project_id = agreement_interval.project_id AND f.dimension = agreement_interval.dimension AND f.n >= 2;

@@ -89,7 +89,10 @@ BEGIN
     IF p_rule.max_items IS NULL OR p_rule.max_items NOT BETWEEN 0 AND 10000000 THEN
         PERFORM core.invalid('max_items', 'must be between 0 and 10000000');
     END IF;
-    IF p_rule.annotations_per_image NOT BETWEEN 1 AND 10 THEN
+    IF p_rule.priority IS NULL OR p_rule.priority NOT BETWEEN -1000000 AND 1000000 THEN
+        PERFORM core.invalid('priority', 'must be a whole number between -1000000 and 1000000');
+    END IF;
+    IF p_rule.annotations_per_image IS NULL OR p_rule.annotations_per_image NOT BETWEEN 1 AND 10 THEN
         PERFORM core.invalid('annotations_per_image', 'must be between 1 and 10');
     END IF;
     IF p_rule.metadata_filter IS NOT NULL AND jsonb_typeof(p_rule.metadata_filter) <> 'object' THEN
@@ -256,6 +259,7 @@ BEGIN
     r.metadata_filter := metadata_filter;
     r.max_items := coalesce(max_items, 10000000);
     r.annotations_per_image := coalesce(annotations_per_image, 1);
+    r.priority := 0;  -- does not decide which images match
     r.gold_rate := 0;
     PERFORM core.check_rule_fields(r);
     SELECT count(*) INTO images FROM core.image i

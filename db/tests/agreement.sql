@@ -1,7 +1,7 @@
 -- Krippendorff's alpha under the taxonomy metric (Wu-Palmer distance) on a hand-computed example; the nominal,
 -- ordinal and interval metrics are checked against the krippendorff package in tests/test_agreement_alpha.py.
 BEGIN;
-SELECT plan(15);
+SELECT plan(17);
 
 SELECT * FROM tests.fixture(n_images => 0) \gset
 SELECT tests.act_as(:admin, 'admin');
@@ -71,6 +71,11 @@ SELECT is((api.agreement_interval(:project, 'class', 'taxonomy', 200, 3) ->> 'im
 SELECT ok((SELECT (r ->> 'low')::float8 <= (r ->> 'alpha')::float8 AND (r ->> 'alpha')::float8 <= (r ->> 'high')::float8
              FROM api.agreement_interval(:project, 'class', 'taxonomy', 200, 3) r),
           'api.agreement_interval: the interval holds the estimate');
+SELECT throws_ok(format($$SELECT api.agreement_interval(%s, 'bogus')$$, :project), '22023',
+                 'dimension: must be class or descriptor:<key> of this project',
+                 'api.agreement_interval: an unknown dimension is named, not answered with zero images');
+SELECT is(api.agreement_interval(:project, 'class', NULL, 200, 3) ->> 'metric', 'nominal',
+          'api.agreement_interval: a null metric is the default, nominal');
 SELECT tests.act_as(:a1, 'annotator');
 SELECT throws_ok(format('SELECT api.agreement_interval(%s)', :project), '42501', NULL,
                  'api.agreement_interval: not for annotators');

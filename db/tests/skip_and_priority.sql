@@ -1,6 +1,6 @@
 -- Skip defers the item for whoever skipped it; a rule's new priority reaches its open items in one statement.
 BEGIN;
-SELECT plan(11);
+SELECT plan(13);
 
 SELECT * FROM tests.fixture(n_images => 3) \gset
 SELECT tests.act_as(:a1, 'annotator');
@@ -41,6 +41,12 @@ SELECT tests.act_as(:admin, 'admin');
 SELECT api.generate_work_items(:rule);
 SELECT min(id) AS raised FROM core.work_item WHERE rule_id = :rule AND status = 'new' \gset
 SELECT api.set_item_priority(:raised, 100);
+SELECT throws_ok(format($$SELECT api.update_work_rule(%s, '{"priority": null}')$$, :rule), '22023',
+                 'priority: must be a whole number between -1000000 and 1000000',
+                 'api.update_work_rule: a null priority is named (not a row dump from a NOT NULL violation)');
+SELECT is((SELECT count(*)::int FROM core.work_item WHERE rule_id = :rule AND priority = 0 AND status = 'new'),
+          (SELECT count(*)::int FROM core.work_item WHERE rule_id = :rule AND status = 'new' AND id <> :raised),
+          'api.update_work_rule: a refused priority moved nothing');
 SELECT is((api.update_work_rule(:rule, '{"priority": 7}') ->> 'priority')::int, 7, 'api.update_work_rule: the rule''s priority is 7');
 SELECT tests.as_superuser();
 SELECT is((SELECT count(*)::int FROM core.work_item WHERE rule_id = :rule AND status IN ('new', 'in_progress', 'edits_requested')

@@ -28,6 +28,20 @@ async function act(fn, args, then = refresh) {
   }
 }
 
+// A field edited in place: its whole number sent as `key`, or, when it holds none (a number input reports bad text
+// as "", which Number() would take for 0) or the database refuses it, the saved value back in the field.
+function editNumber(input, saved, fn, args, key, what) {
+  input.addEventListener("change", async () => {
+    const text = input.value.trim();
+    if (text === "" || !Number.isInteger(Number(text))) {
+      input.value = saved;
+      fail({ message: `${what}: must be a whole number` });
+      return;
+    }
+    if (!(await act(fn, { ...args, patch: { [key]: Number(text) } }))) input.value = saved;
+  });
+}
+
 // -- overview: queue, rules, people -------------------------------------------------------------------------------
 let overview = null;
 async function refresh() {
@@ -55,10 +69,10 @@ function renderRules() {
     const tr = el("tr");
     const prio = el("input", null, { type: "number", value: r.priority, className: "num" });
     prio.setAttribute("aria-label", `Priority of ${r.name}`);
-    prio.addEventListener("change", () => act("update_work_rule", { rule_id: r.id, patch: { priority: Number(prio.value) } }));
+    editNumber(prio, r.priority, "update_work_rule", { rule_id: r.id }, "priority", `Priority of ${r.name}`);
     const max = el("input", null, { type: "number", value: r.max_items, min: 0, className: "num" });
     max.setAttribute("aria-label", `Max items of ${r.name}`);
-    max.addEventListener("change", () => act("update_work_rule", { rule_id: r.id, patch: { max_items: Number(max.value) } }));
+    editNumber(max, r.max_items, "update_work_rule", { rule_id: r.id }, "max_items", `Max items of ${r.name}`);
     const active = el("input", null, { type: "checkbox", checked: r.active });
     active.setAttribute("aria-label", `${r.name} active`);
     active.addEventListener("change", () => act("update_work_rule", { rule_id: r.id, patch: { active: active.checked } }));
@@ -112,13 +126,15 @@ function previewRule() {
 $("rule-form").addEventListener("input", previewRule);
 previewRule();
 
+const numberOrNull = (input) => (input.value.trim() === "" ? null : Number(input.value));
 $("rule-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const f = e.target;
   const filters = ruleFilters(f);
   if (!filters) { $("rule-preview").textContent = "metadata filter: not valid JSON"; return; }
   const out = await act("create_work_rule", {
-    project_id: project, name: f.name.value, max_items: Number(f.max_items.value), priority: Number(f.priority.value),
+    // an empty or unreadable number goes as null, for the database to name, never as 0
+    project_id: project, name: f.name.value, max_items: numberOrNull(f.max_items), priority: numberOrNull(f.priority),
     ...filters,
   });
   if (out) { f.reset(); $("rule-preview").textContent = ""; }
